@@ -1,0 +1,1 @@
+"""Chat model servers: llama-server, OpenRouter and any OpenAI-compatible server."""

@@ -1,0 +1,119 @@
+"""What a backend stream yields, and the protocol every backend follows.
+
+A backend turns a list of chat messages into a stream of small frozen events. The
+turn runner (``nbchat.core.turn``) consumes them, stores the result, and passes them on
+to whatever front end renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Union
+
+__all__ = [
+    "Message",
+    "TextDelta",
+    "Usage",
+    "Done",
+    "StreamError",
+    "Event",
+    "Backend",
+    "TokenCounter",
+]
+
+# An OpenAI-style chat message: {"role": "system"|"user"|"assistant", "content": str}.
+Message = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer's text, in arrival order."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage and server timings, as reported at the end of a stream.
+
+    ``timings`` holds llama.cpp's ``timings`` object (``prompt_n``, ``cache_n``,
+    ``predicted_n``, ``predicted_per_second``, ...) when the server sent one.
+    """
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    cost: float | None = None
+    timings: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The usage as a plain dict, without empty fields (for JSON storage)."""
+        data: dict[str, Any] = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+            "cost": self.cost,
+        }
+        return {k: v for k, v in data.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Done:
+    """The stream ended normally; ``finish_reason`` is the server's (``stop``, ``length``...)."""
+
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True)
+class StreamError:
+    """The stream failed; the text received so far is kept by the caller.
+
+    ``kind`` uses the vocabulary of :class:`nbchat.core.errors.BackendError`.
+    """
+
+    kind: str
+    message: str
+    retry_after: float | None = None
+
+
+Event = Union[TextDelta, Usage, Done, StreamError]
+
+
+class TokenCounter(Protocol):
+    """Counts tokens of a text; ``tokenizer_id`` names the tokenizer for cache keys."""
+
+    tokenizer_id: str
+
+    def count(self, text: str) -> int: ...
+
+
+class Backend(Protocol):
+    """A chat model server.
+
+    ``stream`` yields events and always ends with exactly one :class:`Done` or
+    :class:`StreamError` (it may raise :class:`~nbchat.core.errors.BackendError` before
+    the first event when the request is refused outright). Closing the iterator closes
+    the HTTP response.
+    """
+
+    name: str
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str | None,
+        max_tokens: int | None,
+        temperature: float | None,
+    ) -> Iterator[Event]: ...
+
+    def context_window(self, model: str | None) -> int | None:
+        """The model's context length in tokens, or None when the server does not say."""
+        ...
+
+    def token_counter(self) -> TokenCounter | None:
+        """An exact counter from the server's tokenizer, or None when there is none."""
+        ...
+
+    def close(self) -> None: ...

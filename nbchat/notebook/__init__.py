@@ -1,0 +1,1 @@
+"""The notebook layer: magics, rendering and the widget. Parses input, renders output."""
