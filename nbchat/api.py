@@ -1,0 +1,378 @@
+"""The Python API, and the one client that the magics and the widget share.
+
+:class:`ChatClient` holds what lives longer than a turn: the store, the backends and
+the current session. The module functions :func:`chat`, :func:`iter_chat` and
+:func:`dry_run` use one default client per process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from nbchat.core.attachments import AttachmentSpec, FileLike, as_specs
+from nbchat.core.errors import ConfigError
+from nbchat.core.events import Backend, TextDelta
+from nbchat.core.settings import BACKENDS, Settings
+from nbchat.core.store import Session, Store
+from nbchat.core.tokens import CachedCounter, EstimateCounter
+from nbchat.core.turn import (
+    NewSession,
+    PreparedTurn,
+    TurnEvent,
+    TurnResult,
+    prepare_turn,
+    run_turn,
+)
+
+__all__ = ["ChatClient", "chat", "iter_chat", "dry_run", "default_client"]
+
+DEFAULT_WINDOW_TOKENS = 8192
+
+
+class ChatClient:
+    """One conversation front end's state: settings, store, backends, current session.
+
+    ``notebook`` keys the default session: each notebook gets its own, found again
+    after a kernel restart.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, notebook: str | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.notebook = notebook
+        self.session_id: str | None = None
+        self._store: Store | None = None
+        self._backends: dict[tuple[str, str, str | None], Backend] = {}
+        self._lock = threading.RLock()
+        self.on_turn_stored: list[Any] = []  # callables(store, TurnResult), e.g. memory
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        path = self.settings.resolved_db_path
+        if self._store is None or self._store.path != path:
+            if self._store is not None:
+                self._store.close()
+            self._store = Store(path)
+        return self._store
+
+    def backend(self, settings: Settings | None = None) -> Backend:
+        settings = settings or self.settings
+        if settings.backend not in BACKENDS:
+            raise ConfigError(
+                f"Unknown backend {settings.backend!r}: use one of {', '.join(BACKENDS)}."
+            )
+        key = (settings.backend, settings.resolved_base_url, _key_id(settings.api_key))
+        with self._lock:
+            if key not in self._backends:
+                from nbchat.backends.registry import get_backend
+
+                self._backends[key] = get_backend(settings)
+            return self._backends[key]
+
+    def close(self) -> None:
+        for backend in self._backends.values():
+            backend.close()
+        self._backends.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def current_session(self) -> Session | None:
+        """The session the next turn continues, or None when it will start a new one."""
+        if self.session_id is not None:
+            return self.store.get_session(self.session_id)
+        if self.notebook is not None:
+            found = self.store.latest_session_for_notebook(self.notebook)
+            if found is not None:
+                self.session_id = found.id
+            return found
+        return None
+
+    def use_session(self, key: str) -> Session:
+        found = self.store.get_session(key)
+        if found is None:
+            raise ConfigError(
+                f"No session {key!r}: list them with `%chat sessions`, or start one with "
+                "`%chat new TITLE`."
+            )
+        self.session_id = found.id
+        return found
+
+    def new_session(self, title: str = "", *, system_prompt: str | None = None) -> Session:
+        session = self.store.create_session(
+            title=title,
+            notebook=self.notebook,
+            system_prompt=system_prompt if system_prompt is not None else self.settings.system_prompt,
+            model=self.settings.model,
+            backend=self.settings.backend,
+        )
+        self.session_id = session.id
+        return session
+
+    def fork(self, upto_turn: int | None = None, title: str = "") -> Session:
+        """A new session holding this one's history up to turn ``upto_turn`` (1-based)."""
+        source = self.current_session()
+        if source is None:
+            raise ConfigError("There is no session to fork yet: chat first.")
+        messages = self.store.messages(source.id)
+        if upto_turn is not None:
+            messages = [m for m in messages if m.seq < 2 * upto_turn]
+        attachments = self.store.attachments(source.id)
+        with self.store.transaction() as db:
+            session = self.store.create_session(
+                title=title or f"{source.title} (fork)",
+                notebook=self.notebook,
+                system_prompt=source.system_prompt,
+                model=source.model,
+                backend=source.backend,
+                parent_id=source.id,
+                db=db,
+            )
+            db.execute(
+                "UPDATE sessions SET history_start_seq = ?, carried_files = ? WHERE id = ?",
+                (source.history_start_seq, source.carried_files, session.id),
+            )
+            ids: dict[int, int] = {}
+            for m in messages:
+                copy = self.store.add_message(
+                    db, session_id=session.id, role=m.role, content=m.content,
+                    rendered=m.rendered, status=m.status, error_kind=m.error_kind,
+                    error_message=m.error_message, importance=m.importance, tokens=m.tokens,
+                    usage=m.usage, timings=m.timings, model=m.model,
+                )
+                ids[m.id] = copy.id
+            for a in attachments:
+                if a.message_id in ids:
+                    self.store.record_attachment(
+                        db, session_id=session.id, message_id=ids[a.message_id], kind=a.kind,
+                        name=a.name, path=a.path, sha256=a.sha256, fingerprint=a.fingerprint,
+                        total_tokens=a.total_tokens, kept_tokens=a.kept_tokens,
+                    )
+        self.session_id = session.id
+        found = self.store.get_session(session.id)
+        assert found is not None
+        return found
+
+    # -- turns ------------------------------------------------------------------------
+
+    def prepare(
+        self,
+        prompt: str,
+        files: Iterable[FileLike] | None = None,
+        *,
+        session: str | None = None,
+        new: bool = False,
+        no_history: bool = False,
+        settings: Settings | None = None,
+        recalled: str = "",
+        exact_tokens: bool = True,
+    ) -> PreparedTurn:
+        """The exact messages and token report of a turn; writes nothing."""
+        settings = settings or self.settings
+        store = self.store
+        specs: Sequence[AttachmentSpec] = as_specs(files, store)
+        current: Session | None
+        new_spec: NewSession | None = None
+        if new:
+            current = None
+            new_spec = NewSession(
+                session or "", self.notebook, settings.system_prompt, settings.model,
+                settings.backend,
+            )
+        elif session is not None:
+            current = store.get_session(session)
+            if current is None:
+                new_spec = NewSession(
+                    session, self.notebook, settings.system_prompt, settings.model,
+                    settings.backend,
+                )
+        else:
+            current = self.current_session()
+            if current is None:
+                new_spec = NewSession(
+                    "", self.notebook, settings.system_prompt, settings.model, settings.backend
+                )
+        backend = self.backend(settings)
+        counter = self._counter(backend, exact_tokens)
+        window = settings.context_window or _window(backend, settings) or DEFAULT_WINDOW_TOKENS
+        system_override = settings.system_prompt if (
+            current is not None and settings.system_prompt != self.settings.system_prompt
+        ) else None
+        return prepare_turn(
+            store,
+            settings,
+            prompt,
+            specs,
+            session=current,
+            new_session=new_spec,
+            counter=counter,
+            window_tokens=window,
+            no_history=no_history,
+            system_prompt=system_override,
+            recalled=recalled,
+        )
+
+    def run(self, prepared: PreparedTurn) -> Iterator[TurnEvent]:
+        """Send a prepared turn: deltas and usage as they come, then the stored result."""
+        backend = self.backend(prepared.settings)
+        check = getattr(backend, "check_ready", None)
+        if check is not None:
+            check()  # a dead server is reported before anything is stored
+        for event in run_turn(self.store, backend, prepared):
+            if isinstance(event, TurnResult):
+                self.session_id = event.session_id
+                for hook in self.on_turn_stored:
+                    hook(self.store, event)
+            yield event
+
+    def _counter(self, backend: Backend, exact: bool) -> CachedCounter:
+        inner = backend.token_counter() if exact else None
+        return CachedCounter(inner or EstimateCounter(), self.store)
+
+
+def _window(backend: Backend, settings: Settings) -> int | None:
+    try:
+        return backend.context_window(settings.model)
+    except Exception:  # noqa: BLE001 - a window we cannot learn falls back to the default
+        return None
+
+
+def _key_id(api_key: str | None) -> str | None:
+    if not api_key:
+        return None
+    import hashlib
+
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+_DEFAULT: ChatClient | None = None
+
+
+def default_client() -> ChatClient:
+    """The process's client for the module-level functions."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = ChatClient(Settings.from_env())
+    return _DEFAULT
+
+
+def _settings_for(
+    client: ChatClient,
+    backend: str | None,
+    model: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    overrides: dict[str, Any],
+) -> Settings:
+    settings = client.settings.replace(
+        backend=backend, model=model, max_tokens=max_tokens, temperature=temperature, **overrides
+    )
+    if settings.backend not in BACKENDS:
+        raise ConfigError(f"Unknown backend {settings.backend!r}: use one of {', '.join(BACKENDS)}.")
+    if backend == "openrouter" and model is None and not os.environ.get("NBCHAT_MODEL"):
+        settings = settings.replace(model="openrouter/auto")
+    return settings
+
+
+def dry_run(
+    prompt: str,
+    files: Iterable[FileLike] | None = None,
+    session: str | None = None,
+    *,
+    backend: str | None = None,
+    model: str | None = None,
+    max_tokens: int | None = None,
+    new: bool = False,
+    no_history: bool = False,
+    **overrides: Any,
+) -> PreparedTurn:
+    """The exact messages and per-part token report of a turn, without sending or storing."""
+    client = default_client()
+    settings = _settings_for(client, backend, model, max_tokens, None, overrides)
+    prepared = client.prepare(
+        prompt, files, session=session, new=new, no_history=no_history, settings=settings
+    )
+    prepared.resolver.remember()
+    return prepared
+
+
+def iter_chat(
+    prompt: str,
+    files: Iterable[FileLike] | None = None,
+    session: str | None = None,
+    *,
+    backend: str | None = None,
+    model: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    new: bool = False,
+    no_history: bool = False,
+    **overrides: Any,
+) -> Iterator[str]:
+    """Yield the answer's text as it streams; the stored result is :func:`last_result`."""
+    for event in _events(prompt, files, session, backend, model, max_tokens, temperature, new,
+                         no_history, overrides):
+        if isinstance(event, TextDelta):
+            yield event.text
+
+
+def chat(
+    prompt: str,
+    files: Iterable[FileLike] | None = None,
+    session: str | None = None,
+    *,
+    backend: str | None = None,
+    model: str | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    new: bool = False,
+    no_history: bool = False,
+    **overrides: Any,
+) -> TurnResult:
+    """Send one turn and return it once stored (``.text``, ``.status``, ``.usage``...)."""
+    result: TurnResult | None = None
+    for event in _events(prompt, files, session, backend, model, max_tokens, temperature, new,
+                         no_history, overrides):
+        if isinstance(event, TurnResult):
+            result = event
+    assert result is not None
+    return result
+
+
+_LAST: dict[str, TurnResult] = {}
+
+
+def last_result() -> TurnResult | None:
+    """The result of the last turn sent through the module functions."""
+    return _LAST.get("result")
+
+
+def _events(
+    prompt: str,
+    files: Iterable[FileLike] | None,
+    session: str | None,
+    backend: str | None,
+    model: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    new: bool,
+    no_history: bool,
+    overrides: dict[str, Any],
+) -> Iterator[TurnEvent]:
+    client = default_client()
+    settings = _settings_for(client, backend, model, max_tokens, temperature, overrides)
+    prepared = client.prepare(
+        prompt, files, session=session, new=new, no_history=no_history, settings=settings
+    )
+    for event in client.run(prepared):
+        if isinstance(event, TurnResult):
+            _LAST["result"] = event
+        yield event
+
+

@@ -1,0 +1,253 @@
+"""What can be attached, and turning each attachment into text once.
+
+An attachment is a path on disk, a stored file (by id or name), or a text made by the
+caller (a DataFrame summary, a variable, notebook cells). Resolving reads and extracts
+it through two caches: (absolute path, size, mtime_ns) -> sha256 of the bytes, and
+sha256 -> extracted text. An unchanged file is therefore neither read nor parsed again,
+on this turn or any later one. New cache entries wait in :class:`Resolver` until the
+turn is stored, so a failed turn writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+from nbchat.core.errors import AttachmentError, AttachmentsError
+from nbchat.core.store import Store
+
+__all__ = [
+    "AttachmentSpec",
+    "Resolved",
+    "Resolver",
+    "as_specs",
+    "path_spec",
+    "stored_spec",
+    "text_spec",
+]
+
+# Kinds of attachment, as recorded in the store.
+PATH, STORED, TEXT = "path", "stored", "text"
+
+
+@dataclass(frozen=True)
+class AttachmentSpec:
+    """An attachment as the user named it, before anything is read.
+
+    ``kind`` is ``path``, ``stored`` or ``text``. For ``text``, ``text`` holds the
+    content and ``label`` says what it is (``dataframe``, ``variable``, ``notebook``).
+    ``fingerprint`` lets a front end notice later that the source object changed.
+    """
+
+    kind: str
+    name: str
+    text: str | None = None
+    label: str = "text"
+    fingerprint: str | None = None
+
+
+def path_spec(path: str | os.PathLike[str]) -> AttachmentSpec:
+    return AttachmentSpec(PATH, os.fspath(path))
+
+
+def stored_spec(key: str | int) -> AttachmentSpec:
+    return AttachmentSpec(STORED, str(key))
+
+
+def text_spec(
+    name: str, text: str, *, label: str = "text", fingerprint: str | None = None
+) -> AttachmentSpec:
+    return AttachmentSpec(TEXT, name, text=text, label=label, fingerprint=fingerprint)
+
+
+FileLike = Union[str, "os.PathLike[str]", AttachmentSpec]
+
+
+def as_specs(files: Iterable[FileLike] | None, store: Store | None) -> list[AttachmentSpec]:
+    """Turn what a user passed as ``files`` into specs.
+
+    A string that is a path on disk is a path; otherwise a stored file's name or id
+    when one exists; otherwise it stays a path, whose resolution reports it missing.
+    """
+    specs: list[AttachmentSpec] = []
+    for item in files or ():
+        if isinstance(item, AttachmentSpec):
+            specs.append(item)
+        elif isinstance(item, (str, os.PathLike)):
+            text = os.fspath(item)
+            if os.path.lexists(os.path.expanduser(text)):
+                specs.append(path_spec(text))
+            elif store is not None and store.get_file(text) is not None:
+                specs.append(stored_spec(text))
+            else:
+                specs.append(path_spec(text))
+        else:
+            raise AttachmentError(
+                repr(item)[:80],
+                "is not something nbchat can attach.",
+                "Pass a file path, a stored file's name or id, or use --df/--var "
+                "for DataFrames and variables.",
+            )
+    return specs
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An attachment's text, ready for budgeting.
+
+    ``sha256`` identifies the content (the file's bytes, or the caller's text).
+    """
+
+    spec: AttachmentSpec
+    name: str
+    path: str | None
+    sha256: str
+    text: str
+    kind: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def record_kind(self) -> str:
+        return self.spec.kind if self.spec.kind != TEXT else self.spec.label
+
+
+@dataclass
+class Resolver:
+    """Resolves specs against one store, collecting cache writes for the turn's commit."""
+
+    store: Store | None
+    max_file_bytes: int = 50 * 1024 * 1024
+    max_inflated_bytes: int = 512 * 1024 * 1024
+    _path_hashes: list[tuple[str, int, int, str]] = field(default_factory=list)
+    _extracts: dict[str, tuple[str, str, tuple[str, ...]]] = field(default_factory=dict)
+
+    def resolve_all(self, specs: Sequence[AttachmentSpec]) -> list[Resolved]:
+        """Every spec resolved, or one :class:`AttachmentsError` listing every failure."""
+        resolved: list[Resolved] = []
+        failures: list[AttachmentError] = []
+        for spec in specs:
+            try:
+                resolved.append(self.resolve(spec))
+            except AttachmentsError as many:
+                failures.extend(many.failures)
+            except AttachmentError as error:
+                failures.append(error)
+        if failures:
+            raise AttachmentsError(failures)
+        return resolved
+
+    def resolve(self, spec: AttachmentSpec) -> Resolved:
+        if spec.kind == TEXT:
+            text = spec.text or ""
+            if not text.strip():
+                raise AttachmentError(spec.name, "is empty: there is no text to attach.")
+            sha = _sha(text.encode("utf-8", "surrogatepass"))
+            self._extracts[sha] = (spec.label, text, ())
+            return Resolved(spec, spec.name, None, sha, text, spec.label)
+        if spec.kind == STORED:
+            return self._resolve_stored(spec)
+        return self._resolve_path(spec)
+
+    def _resolve_path(self, spec: AttachmentSpec) -> Resolved:
+        from nbchat.core.extract import read_path, stat_key
+
+        absolute, size_bytes, mtime_ns = stat_key(os.path.expanduser(spec.name))
+        sha = self._known_sha(absolute, size_bytes, mtime_ns)
+        cached = self._cached_extract(sha) if sha else None
+        if sha is None or cached is None:
+            data = read_path(os.path.expanduser(spec.name), max_file_bytes=self.max_file_bytes)
+            sha = _sha(data)
+            self._path_hashes.append((absolute, size_bytes, mtime_ns, sha))
+            cached = self._cached_extract(sha) or self._extract(data, spec.name, sha)
+        kind, text, notes = cached
+        return Resolved(spec, Path(spec.name).name, absolute, sha, text, kind, notes)
+
+    def _resolve_stored(self, spec: AttachmentSpec) -> Resolved:
+        found = self.store.get_file(spec.name) if self.store is not None else None
+        if found is None:
+            raise AttachmentError(
+                spec.name,
+                "is not in the file store.",
+                "List stored files with `%chat stored`, or add it with `%chat store PATH`.",
+            )
+        cached = self._cached_extract(found.sha256)
+        if cached is None:
+            assert self.store is not None
+            cached = self._extract(self.store.file_bytes(found.id), found.name, found.sha256)
+        kind, text, notes = cached
+        return Resolved(spec, found.name, None, found.sha256, text, kind, notes)
+
+    def _known_sha(self, absolute: str, size_bytes: int, mtime_ns: int) -> str | None:
+        key = (absolute, size_bytes, mtime_ns)
+        for entry in self._path_hashes:
+            if entry[:3] == key:
+                return entry[3]
+        if key in _MEMORY_PATHS:
+            return _MEMORY_PATHS[key]
+        if self.store is not None:
+            return self.store.cached_path_hash(absolute, size_bytes, mtime_ns)
+        return None
+
+    def _cached_extract(self, sha: str) -> tuple[str, str, tuple[str, ...]] | None:
+        from nbchat.core.extract import EXTRACTOR_VERSION
+
+        if sha in self._extracts:
+            return self._extracts[sha]
+        if sha in _MEMORY_EXTRACTS:
+            return _MEMORY_EXTRACTS[sha]
+        if self.store is not None:
+            found = self.store.cached_extract(sha, EXTRACTOR_VERSION)
+            if found is not None:
+                kind, text, notes = found
+                return kind, text, tuple(notes)
+        return None
+
+    def _extract(self, data: bytes, name: str, sha: str) -> tuple[str, str, tuple[str, ...]]:
+        from nbchat.core.extract import extract_bytes
+
+        extracted = extract_bytes(data, name, max_inflated_bytes=self.max_inflated_bytes)
+        entry = (extracted.kind, extracted.text, tuple(extracted.notes))
+        self._extracts[sha] = entry
+        return entry
+
+    def flush(self, db: sqlite3.Connection) -> None:
+        """Save the new cache entries inside the turn's transaction."""
+        from nbchat.core.extract import EXTRACTOR_VERSION
+
+        for absolute, size_bytes, mtime_ns, sha in self._path_hashes:
+            Store.put_path_hash(db, absolute, size_bytes, mtime_ns, sha)
+            _MEMORY_PATHS[(absolute, size_bytes, mtime_ns)] = sha
+        for sha, (kind, text, notes) in self._extracts.items():
+            Store.put_extract(db, sha, EXTRACTOR_VERSION, kind, text, notes)
+            _remember_extract(sha, (kind, text, notes))
+        self._path_hashes.clear()
+        self._extracts.clear()
+
+    def remember(self) -> None:
+        """Keep new entries in this process's memory only (a dry run stores nothing)."""
+        for absolute, size_bytes, mtime_ns, sha in self._path_hashes:
+            _MEMORY_PATHS[(absolute, size_bytes, mtime_ns)] = sha
+        for sha, entry in self._extracts.items():
+            _remember_extract(sha, entry)
+
+
+# Process-wide memory of recent extractions, bounded by total characters.
+_MEMORY_PATHS: dict[tuple[str, int, int], str] = {}
+_MEMORY_EXTRACTS: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+_MEMORY_LIMIT_CHARS = 64 * 1024 * 1024
+
+
+def _remember_extract(sha: str, entry: tuple[str, str, tuple[str, ...]]) -> None:
+    _MEMORY_EXTRACTS.pop(sha, None)
+    _MEMORY_EXTRACTS[sha] = entry
+    while sum(len(e[1]) for e in _MEMORY_EXTRACTS.values()) > _MEMORY_LIMIT_CHARS:
+        _MEMORY_EXTRACTS.pop(next(iter(_MEMORY_EXTRACTS)))
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

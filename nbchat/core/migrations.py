@@ -1,0 +1,169 @@
+"""Schema migrations: an append-only list of small functions, run in order.
+
+The database's ``PRAGMA user_version`` is the number of migrations applied. Each step
+runs with its version bump in one transaction. Never edit or reorder a step that has
+shipped; add a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+__all__ = ["MIGRATIONS", "migrate", "schema_version"]
+
+
+def m001_core(db: sqlite3.Connection) -> None:
+    """Sessions, messages, stored files, attachments and the caches."""
+    db.executescript(
+        """
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            notebook TEXT,
+            system_prompt TEXT NOT NULL DEFAULT '',
+            model TEXT,
+            backend TEXT,
+            parent_id TEXT REFERENCES sessions(id) ON DELETE SET NULL,
+            history_start_seq INTEGER NOT NULL DEFAULT 0,
+            carried_files TEXT NOT NULL DEFAULT '',
+            compactions INTEGER NOT NULL DEFAULT 0,
+            created REAL NOT NULL,
+            updated REAL NOT NULL
+        );
+        CREATE INDEX sessions_notebook ON sessions(notebook, updated);
+
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content TEXT NOT NULL,
+            rendered TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'complete'
+                CHECK (status IN ('complete', 'partial', 'error')),
+            error_kind TEXT,
+            error_message TEXT,
+            importance REAL NOT NULL DEFAULT 0.5,
+            tokens INTEGER,
+            usage TEXT,
+            timings TEXT,
+            model TEXT,
+            created REAL NOT NULL,
+            UNIQUE (session_id, seq)
+        );
+
+        CREATE TABLE files (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            data BLOB NOT NULL,
+            sha256 TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            mime TEXT NOT NULL DEFAULT 'application/octet-stream',
+            created REAL NOT NULL
+        );
+
+        CREATE TABLE attachments (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            message_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            path TEXT,
+            sha256 TEXT NOT NULL,
+            fingerprint TEXT,
+            total_tokens INTEGER,
+            kept_tokens INTEGER,
+            forgotten INTEGER NOT NULL DEFAULT 0,
+            created REAL NOT NULL,
+            UNIQUE (session_id, kind, name, sha256)
+        );
+
+        CREATE TABLE extracts (
+            sha256 TEXT NOT NULL,
+            extractor_version TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL,
+            notes TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (sha256, extractor_version)
+        );
+
+        CREATE TABLE path_hashes (
+            path TEXT PRIMARY KEY,
+            size_bytes INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT NOT NULL
+        );
+
+        CREATE TABLE token_counts (
+            sha256 TEXT NOT NULL,
+            tokenizer TEXT NOT NULL,
+            tokens INTEGER NOT NULL,
+            PRIMARY KEY (sha256, tokenizer)
+        );
+        """
+    )
+
+
+Migration = Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[Migration] = [
+    m001_core,
+]
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Apply the missing steps; return the number applied.
+
+    The connection must be in autocommit mode (``isolation_level=None``). A database newer
+    than this code is left alone: the caller reports it.
+    """
+    applied = 0
+    while True:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = schema_version(db)
+            if version >= len(MIGRATIONS):
+                db.execute("COMMIT")
+                return applied
+            # executescript would commit our transaction; run its statements one by one.
+            MIGRATIONS[version](_NoCommit(db))  # type: ignore[arg-type]
+            db.execute(f"PRAGMA user_version = {version + 1}")
+            db.execute("COMMIT")
+            applied += 1
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+
+class _NoCommit:
+    """Lets a migration call ``executescript`` inside the caller's transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, params)
+
+    def executescript(self, script: str) -> None:
+        for statement in _split_sql(script):
+            self._db.execute(statement)
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a script into complete statements (``sqlite3.complete_statement`` decides)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
