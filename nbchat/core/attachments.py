@@ -156,11 +156,11 @@ class Resolver:
     def _resolve_path(self, spec: AttachmentSpec) -> Resolved:
         from nbchat.core.extract import read_path, stat_key
 
-        absolute, size_bytes, mtime_ns = stat_key(os.path.expanduser(spec.name))
+        absolute, size_bytes, mtime_ns = stat_key(spec.name)
         sha = self._known_sha(absolute, size_bytes, mtime_ns)
         cached = self._cached_extract(sha) if sha else None
         if sha is None or cached is None:
-            data = read_path(os.path.expanduser(spec.name), max_file_bytes=self.max_file_bytes)
+            data = read_path(spec.name, max_file_bytes=self.max_file_bytes)
             sha = _sha(data)
             self._path_hashes.append((absolute, size_bytes, mtime_ns, sha))
             cached = self._cached_extract(sha) or self._extract(data, spec.name, sha)

@@ -37,8 +37,10 @@ class Settings:
 
     backend: str = "llama"
     model: str | None = None
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None  # llama-server or an OpenAI-compatible server
+    openrouter_url: str | None = None  # only to point OpenRouter elsewhere (tests, proxies)
+    api_key: str | None = field(default=None, repr=False)  # OpenRouter's, from configuration
+    openai_api_key: str | None = field(default=None, repr=False)  # for --backend openai
     embedding_url: str | None = None
     db_path: Path | None = None
     system_prompt: str = "You are a helpful assistant working inside a Jupyter notebook."
@@ -64,6 +66,10 @@ class Settings:
             env["model"] = os.environ["NBCHAT_MODEL"]
         if os.environ.get("NBCHAT_BASE_URL"):
             env["base_url"] = os.environ["NBCHAT_BASE_URL"]
+        if os.environ.get("NBCHAT_OPENROUTER_URL"):
+            env["openrouter_url"] = os.environ["NBCHAT_OPENROUTER_URL"]
+        if os.environ.get("NBCHAT_OPENAI_API_KEY"):
+            env["openai_api_key"] = os.environ["NBCHAT_OPENAI_API_KEY"]
         if os.environ.get("NBCHAT_EMBEDDING_URL"):
             env["embedding_url"] = os.environ["NBCHAT_EMBEDDING_URL"]
         if os.environ.get("NBCHAT_DB"):
@@ -83,9 +89,11 @@ class Settings:
 
     @property
     def resolved_base_url(self) -> str:
-        """The server URL: the setting, else the backend's usual address."""
-        if self.base_url:
-            return self.base_url.rstrip("/")
+        """The server URL of this backend: each backend has its own setting.
+
+        ``base_url`` never applies to OpenRouter, so a key is never sent to a local
+        server by a cell that only switched the backend.
+        """
         if self.backend == "openrouter":
-            return DEFAULT_OPENROUTER_URL
-        return DEFAULT_LLAMA_URL
+            return (self.openrouter_url or DEFAULT_OPENROUTER_URL).rstrip("/")
+        return (self.base_url or DEFAULT_LLAMA_URL).rstrip("/")

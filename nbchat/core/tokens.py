@@ -12,6 +12,7 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 
+from nbchat.core.errors import NbChatError
 from nbchat.core.events import TokenCounter
 
 __all__ = ["EstimateCounter", "CachedCounter", "sha256_text", "ESTIMATE_ID"]
@@ -74,8 +75,8 @@ class CachedCounter:
     def count(self, text: str) -> int:
         if not text:
             return 0
-        if len(text) < 64:
-            return self.inner.count(text)  # hashing costs more than counting
+        if len(text) < 64 and not self.exact:
+            return self.inner.count(text)  # hashing costs more than estimating
         key = (sha256_text(text), self.inner.tokenizer_id)
         found = self.memory.get(key)
         if found is not None:
@@ -85,7 +86,12 @@ class CachedCounter:
             if stored is not None:
                 self.memory[key] = stored
                 return int(stored)
-        counted = self.inner.count(text)
+        try:
+            counted = self.inner.count(text)
+        except NbChatError:
+            # The server's tokenizer went away: estimate from here on.
+            self.inner = EstimateCounter()
+            return self.count(text)
         self.memory[key] = counted
         self.pending[key] = counted
         return counted

@@ -84,6 +84,7 @@ class TokenReport:
     exact: bool
     tokenizer: str
     dropped_turns: int = 0
+    compacted: bool = False
     notices: tuple[str, ...] = ()
 
     @property
@@ -249,7 +250,8 @@ def prepare_turn(
             "model with a larger context window."
         )
     needs = [counter.count(item.text) for item in fresh]
-    budget = min(settings.attachment_budget, free_tokens)
+    markers = sum(counter.count(render_block(_label(i), i.name, i.kind, i.sha256, "")) for i in fresh)
+    budget = min(settings.attachment_budget, free_tokens - markers)
     grants = fit_budget(needs, budget)
     blocks: dict[str, str] = {}
     parts: list[tuple[Resolved, PartTokens]] = []
@@ -303,7 +305,7 @@ def prepare_turn(
             turns = kept_turns
             compaction = (start_seq, carried)
             notices.append(
-                f"History compacted: the {dropped} oldest turn(s) were dropped to fit the "
+                f"History compacted: {dropped} oldest turn(s) dropped to fit the "
                 f"context window ({window_tokens:,} tokens); their files are re-included "
                 "and past messages stay searchable with `%chat recall`."
             )
@@ -326,6 +328,7 @@ def prepare_turn(
         exact=counter.exact,
         tokenizer=counter.tokenizer_id,
         dropped_turns=dropped,
+        compacted=compaction is not None,
         notices=tuple(notices),
     )
     return PreparedTurn(
@@ -608,12 +611,17 @@ def _carry_files(
         except NbChatError:
             notices.append(f"{record.name} is no longer available and was left out.")
     needs = [counter.count(item.text) for item in items]
-    grants = fit_budget(needs, max(0, budget_tokens))
+    labels = ["FILE" if i.spec.kind in ("path", STORED) else i.spec.kind.upper() for i in items]
+    empty = [render_block(lb, i.name, i.kind, i.sha256, "") for lb, i in zip(labels, items)]
+    overhead = counter.count(render_carried_files(empty)) if items else 0
+    grants = fit_budget(needs, max(0, budget_tokens - overhead))
     blocks = []
-    for item, need, grant in zip(items, needs, grants):
+    for item, label, need, grant in zip(items, labels, needs, grants):
+        if grant <= 0:
+            notices.append(f"{item.name} no longer fits the context window and was left out.")
+            continue
         text = item.text
         if grant < need:
             text, _ = truncate_to_tokens(item.text, need, grant, counter)
-        label = "FILE" if item.spec.kind in ("path", STORED) else item.spec.kind.upper()
         blocks.append(render_block(label, item.name, item.kind, item.sha256, text))
     return render_carried_files(blocks)

@@ -13,7 +13,7 @@ from nbchat.core.store import Store
 from nbchat.core.tokens import CachedCounter, EstimateCounter
 from nbchat.core.turn import TurnResult, prepare_turn, run_turn
 
-from conftest import ScriptedBackend
+from inprocess_backend import ScriptedBackend
 
 
 def send(store, settings, backend, question, specs=(), *, window=8192, session_id=None):
@@ -230,7 +230,8 @@ def test_prefix_property_holds_for_any_conversation_until_a_compaction(tmp_path_
                                     [path_spec(p) for p in paths], window=2500,
                                     session_id=session_id)
             session_id = result.session_id
-            compacted.append(prepared.report.dropped_turns > 0)
+            compacted.append(prepared.report.compacted)
+            assert prepared.report.total_tokens <= 2500 - 100
         for i, (before, after) in enumerate(zip(backend.requests, backend.requests[1:])):
             if not compacted[i + 1]:
                 assert after[: len(before)] == before
