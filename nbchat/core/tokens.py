@@ -19,8 +19,9 @@ __all__ = ["EstimateCounter", "CachedCounter", "sha256_text", "ESTIMATE_ID"]
 
 ESTIMATE_ID = "estimate-v1"
 
-# Words, numbers and single other characters: a rough stand-in for BPE pieces.
-_PIECES = re.compile(r"[A-Za-z]+|[0-9]{1,3}|\s+|[^\sA-Za-z0-9]")
+# Words, single digits (many tokenizers split numbers digit by digit) and single other
+# characters: a rough stand-in for BPE pieces.
+_PIECES = re.compile(r"[A-Za-z]+|[0-9]|\s+|[^\sA-Za-z0-9]")
 
 
 def sha256_text(text: str) -> str:

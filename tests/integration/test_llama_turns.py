@@ -1,0 +1,118 @@
+"""Turns through the public API against the real local llama.cpp server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from nbchat.api import ChatClient
+from nbchat.core.errors import BackendUnreachable
+from nbchat.core.settings import Settings
+from nbchat.core.store import Store
+from nbchat.core.tokens import EstimateCounter
+from nbchat.core.turn import TurnResult
+
+
+def client_for(url: str, tmp_path, **changes) -> ChatClient:
+    settings = Settings(backend="llama", base_url=url, db_path=tmp_path / "db.sqlite",
+                        max_tokens=24, temperature=0.0).replace(**changes)
+    return ChatClient(settings)
+
+
+def send(client: ChatClient, prompt: str, files=(), **kw) -> TurnResult:
+    events = list(client.run(client.prepare(prompt, list(files), **kw)))
+    assert isinstance(events[-1], TurnResult)
+    return events[-1]
+
+
+def prose(words: int) -> str:
+    base = ("The river delta report describes sediment, rainfall and crop yields "
+            "across eleven districts over the last decade. ").split()
+    return " ".join(base[i % len(base)] for i in range(words))
+
+
+def test_a_streamed_answer_is_stored_with_usage_and_timings(llama_url, tmp_path):
+    client = client_for(llama_url, tmp_path)
+    prepared = client.prepare("Say hello")
+    assert prepared.report.exact  # counted by the server's own tokenizer
+    deltas = [e for e in client.run(prepared) if not isinstance(e, TurnResult)]
+    assert deltas, "no streamed events arrived"
+    stored = Store(tmp_path / "db.sqlite")
+    answer = stored.messages(client.session_id)[-1]
+    assert answer.role == "assistant" and answer.status == "complete" and answer.content
+    assert answer.timings["prompt_n"] > 0 and answer.timings["predicted_n"] > 0
+    assert answer.usage["completion_tokens"] == answer.timings["predicted_n"]
+
+
+def test_the_second_turn_reuses_the_cache_for_the_first_turns_attachment(llama_url, tmp_path):
+    client = client_for(llama_url, tmp_path)
+    report = tmp_path / "report.txt"
+    report.write_text(prose(2400), encoding="utf-8")
+    first = send(client, "Summarise the report in one line.", [report])
+    assert first.timings["prompt_n"] > 2000  # the model really saw the file
+    second = send(client, "And the rainfall?")
+    assert second.timings["cache_n"] > 2000
+    assert second.timings["prompt_n"] < 50
+
+
+def test_exact_counts_match_the_servers_tokenizer_and_the_estimate_errs_high(llama_url, tmp_path):
+    client = client_for(llama_url, tmp_path)
+    counter = client.backend().token_counter()
+    assert counter is not None
+    samples = {
+        "prose": prose(800),
+        "code": open(os.path.join(os.path.dirname(__file__), __file__)).read(),
+        "numbers": "\n".join(f"{i},{i * 3.14:.2f},2024-01-{i % 28 + 1:02d}" for i in range(200)),
+    }
+    for name, text in samples.items():
+        exact = counter.count(text)
+        estimate = EstimateCounter().count(text)
+        assert 0.95 * exact <= estimate <= 1.35 * exact, (name, estimate, exact)
+
+
+def test_an_over_long_prompt_gives_the_context_error_with_both_numbers(llama_url, tmp_path):
+    # Claim a larger window than the server has, so the prompt passes our budget check.
+    client = client_for(llama_url, tmp_path, context_window=64_000)
+    result = send(client, prose(9000))
+    assert result.status == "error" and result.error_kind == "context"
+    assert "8192" in result.error_message.replace(",", "")
+
+
+def test_a_dead_port_says_the_server_is_not_running_and_stores_nothing(tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = client_for(f"http://127.0.0.1:{port}", tmp_path)
+    prepared = client.prepare("hello?")
+    assert not prepared.report.exact  # no tokenizer: the estimate stands in
+    with pytest.raises(BackendUnreachable) as caught:
+        list(client.run(prepared))
+    assert "not running" in str(caught.value) or "No llama-server" in str(caught.value)
+    assert "engine start" in str(caught.value)
+    assert client.store.list_sessions() == []
+
+
+def test_killing_the_server_mid_stream_keeps_the_partial_answer(own_llama, tmp_path):
+    client = client_for(own_llama.url, tmp_path, max_tokens=2000)
+    received: list[str] = []
+    result = None
+    killer = None
+    for event in client.run(client.prepare("Write a very long story about a lighthouse keeper.")):
+        if isinstance(event, TurnResult):
+            result = event
+        elif hasattr(event, "text"):
+            received.append(event.text)
+            if len(received) == 5 and killer is None:
+                killer = threading.Thread(target=os.kill, args=(own_llama.pid, signal.SIGKILL))
+                killer.start()
+    assert result is not None
+    assert result.status == "partial"
+    assert result.text == "".join(received) and len(received) >= 5
+    stored = client.store.messages(result.session_id)[-1]
+    assert (stored.status, stored.content) == ("partial", result.text)
+    assert stored.error_kind in {"truncated", "upstream", "unreachable", "generic"}
