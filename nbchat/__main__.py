@@ -1,4 +1,4 @@
-"""The ``nbchat`` command line: ``nbchat engine start|stop|status|serve``.
+"""The ``nbchat`` command line: ``nbchat demo`` and ``nbchat engine start|stop|status|serve``.
 
 ``nbchat --help`` and ``nbchat engine --help`` are its documentation.
 """
@@ -79,6 +79,46 @@ def _engine_serve(args: argparse.Namespace) -> int:
     return serve(options_from_args(args))
 
 
+def _demo(args: argparse.Namespace) -> int:
+    """Prepare the default model, then open the quickstart notebook in JupyterLab."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from nbchat.engine import default_model_path
+
+    source = Path(__file__).resolve().parent.parent / "notebooks"
+    if not (source / "quickstart.ipynb").exists():
+        raise NbChatError(
+            "The example notebooks come with a clone of the nbchat repository: run "
+            "`nbchat demo` from one, or pass --dir with a folder holding quickstart.ipynb."
+        )
+    folder = Path(args.dir).expanduser() if args.dir else source
+    if folder != source:
+        folder.mkdir(parents=True, exist_ok=True)
+        for notebook in source.glob("*.ipynb"):
+            if not (folder / notebook.name).exists():
+                shutil.copy2(notebook, folder / notebook.name)
+    default_model_path()  # assembles the model once, with progress, before Jupyter starts
+    if shutil.which("jupyter") is None and not _has_module("jupyterlab"):
+        raise NbChatError('JupyterLab is not installed: pip install "nbchat[demo]".')
+    command = [sys.executable, "-m", "jupyter", "lab", "--notebook-dir", str(folder)]
+    if args.no_browser:
+        command.append("--no-browser")
+    if args.port:
+        command += ["--port", str(args.port)]
+    command.append("quickstart.ipynb")
+    print(f"nbchat: opening {folder / 'quickstart.ipynb'} in JupyterLab", file=sys.stderr)
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nbchat",
@@ -86,6 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
         "`%load_ext nbchat`. This command manages the local llama.cpp engine.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo",
+        help="open the quickstart notebook in JupyterLab, on the local model",
+        description="Prepare the bundled model, then start JupyterLab on the example "
+        "notebooks with quickstart.ipynb open. The notebook starts the local engine "
+        "itself (`%%chat engine start`).",
+    )
+    demo.add_argument("--dir", help="copy the example notebooks here and work there")
+    demo.add_argument("--port", type=int, default=0, help="JupyterLab's port")
+    demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    demo.set_defaults(run=_demo)
     engine = commands.add_parser(
         "engine",
         help="start, stop or check the local llama.cpp server",
