@@ -47,6 +47,7 @@ class ChatClient:
         self._backends: dict[tuple[str, str, str | None], Backend] = {}
         self._lock = threading.RLock()
         self.on_turn_stored: list[Any] = []  # callables(store, TurnResult), e.g. memory
+        self.on_turn_stored.append(self._remember_turn)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -65,7 +66,12 @@ class ChatClient:
             raise ConfigError(
                 f"Unknown backend {settings.backend!r}: use one of {', '.join(BACKENDS)}."
             )
-        key = (settings.backend, settings.resolved_base_url, _key_id(settings.api_key))
+        if settings.backend == "llama" and not settings.base_url:
+            # No server named: use the local engine when one is running.
+            from nbchat.engine import engine_url
+
+            settings = settings.replace(base_url=engine_url("chat"))
+        key = (settings.backend, settings.resolved_base_url, _key_id(_keys_for(settings)))
         with self._lock:
             if key not in self._backends:
                 from nbchat.backends.registry import get_backend
@@ -74,6 +80,9 @@ class ChatClient:
             return self._backends[key]
 
     def close(self) -> None:
+        from nbchat.memory.service import close_memory
+
+        close_memory(self)
         for backend in self._backends.values():
             backend.close()
         self._backends.clear()
@@ -172,8 +181,13 @@ class ChatClient:
         settings: Settings | None = None,
         recalled: str = "",
         exact_tokens: bool = True,
+        recall: bool = False,
     ) -> PreparedTurn:
-        """The exact messages and token report of a turn; writes nothing."""
+        """The exact messages and token report of a turn; writes nothing.
+
+        Unless ``recalled`` gives the block itself, the memory's planner may add relevant
+        past messages (``recall=True`` asks it to search whatever the prompt says).
+        """
         settings = settings or self.settings
         store = self.store
         specs: Sequence[AttachmentSpec] = as_specs(files, store)
@@ -204,18 +218,29 @@ class ChatClient:
         system_override = settings.system_prompt if (
             current is not None and settings.system_prompt != self.settings.system_prompt
         ) else None
-        return prepare_turn(
-            store,
-            settings,
-            prompt,
-            specs,
-            session=current,
-            new_session=new_spec,
-            counter=counter,
-            window_tokens=window,
-            no_history=no_history,
-            system_prompt=system_override,
-            recalled=recalled,
+
+        def turn(recalled_text: str) -> PreparedTurn:
+            return prepare_turn(
+                store,
+                settings,
+                prompt,
+                specs,
+                session=current,
+                new_session=new_spec,
+                counter=counter,
+                window_tokens=window,
+                no_history=no_history,
+                system_prompt=system_override,
+                recalled=recalled_text,
+            )
+
+        if recalled:
+            return turn(recalled)
+        from nbchat.memory.planner import prepare_with_recall
+
+        return prepare_with_recall(
+            self, turn, prompt, session=current, counter=counter, settings=settings,
+            forced=recall, no_history=no_history,
         )
 
     def run(self, prepared: PreparedTurn) -> Iterator[TurnEvent]:
@@ -231,6 +256,12 @@ class ChatClient:
                     hook(self.store, event)
             yield event
 
+    def _remember_turn(self, store: Store, result: TurnResult) -> None:
+        """Hand a stored turn to the memory (background embeddings); never raises."""
+        from nbchat.memory.service import remember_turn
+
+        remember_turn(self, store, result)
+
     def _counter(self, backend: Backend, exact: bool) -> CachedCounter:
         inner = backend.token_counter() if exact else None
         return CachedCounter(inner or EstimateCounter(), self.store)
@@ -241,6 +272,15 @@ def _window(backend: Backend, settings: Settings) -> int | None:
         return backend.context_window(settings.model)
     except Exception:  # noqa: BLE001 - a window we cannot learn falls back to the default
         return None
+
+
+def _keys_for(settings: Settings) -> str | None:
+    """The keys a backend would be built with: a changed key needs a new backend."""
+    if settings.backend == "openrouter":
+        return f"{os.environ.get('OPENROUTER_API_KEY', '')}|{settings.api_key or ''}"
+    if settings.backend == "openai":
+        return settings.openai_api_key
+    return None
 
 
 def _key_id(api_key: str | None) -> str | None:
@@ -290,13 +330,18 @@ def dry_run(
     max_tokens: int | None = None,
     new: bool = False,
     no_history: bool = False,
+    recall: bool = False,
     **overrides: Any,
 ) -> PreparedTurn:
-    """The exact messages and per-part token report of a turn, without sending or storing."""
+    """The exact messages and per-part token report of a turn, without sending or storing.
+
+    ``recall=True`` makes the memory search past messages whatever the prompt says.
+    """
     client = default_client()
     settings = _settings_for(client, backend, model, max_tokens, None, overrides)
     prepared = client.prepare(
-        prompt, files, session=session, new=new, no_history=no_history, settings=settings
+        prompt, files, session=session, new=new, no_history=no_history, settings=settings,
+        recall=recall,
     )
     prepared.resolver.remember()
     return prepared
@@ -313,11 +358,12 @@ def iter_chat(
     temperature: float | None = None,
     new: bool = False,
     no_history: bool = False,
+    recall: bool = False,
     **overrides: Any,
 ) -> Iterator[str]:
     """Yield the answer's text as it streams; the stored result is :func:`last_result`."""
     for event in _events(prompt, files, session, backend, model, max_tokens, temperature, new,
-                         no_history, overrides):
+                         no_history, overrides, recall):
         if isinstance(event, TextDelta):
             yield event.text
 
@@ -333,12 +379,16 @@ def chat(
     temperature: float | None = None,
     new: bool = False,
     no_history: bool = False,
+    recall: bool = False,
     **overrides: Any,
 ) -> TurnResult:
-    """Send one turn and return it once stored (``.text``, ``.status``, ``.usage``...)."""
+    """Send one turn and return it once stored (``.text``, ``.status``, ``.usage``...).
+
+    ``recall=True`` makes the memory search past messages whatever the prompt says.
+    """
     result: TurnResult | None = None
     for event in _events(prompt, files, session, backend, model, max_tokens, temperature, new,
-                         no_history, overrides):
+                         no_history, overrides, recall):
         if isinstance(event, TurnResult):
             result = event
     assert result is not None
@@ -364,11 +414,13 @@ def _events(
     new: bool,
     no_history: bool,
     overrides: dict[str, Any],
+    recall: bool = False,
 ) -> Iterator[TurnEvent]:
     client = default_client()
     settings = _settings_for(client, backend, model, max_tokens, temperature, overrides)
     prepared = client.prepare(
-        prompt, files, session=session, new=new, no_history=no_history, settings=settings
+        prompt, files, session=session, new=new, no_history=no_history, settings=settings,
+        recall=recall,
     )
     for event in client.run(prepared):
         if isinstance(event, TurnResult):

@@ -105,10 +105,67 @@ def m001_core(db: sqlite3.Connection) -> None:
     )
 
 
+def m002_memory(db: sqlite3.Connection) -> None:
+    """Full-text index over message text, and stored message embeddings.
+
+    ``messages_fts`` is an external-content FTS5 index kept in step by triggers; it is
+    created only when this SQLite has FTS5 (search then falls back to plain matching).
+    ``embeddings`` holds one float32 vector per (message, model, chunk); its ids only
+    grow, so a reader can load new vectors incrementally by id. Messages get an index
+    on their time, for searches limited to "yesterday" or "last week".
+    """
+    if _has_fts5(db):
+        db.executescript(
+            """
+            CREATE VIRTUAL TABLE messages_fts USING fts5(
+                content, content='messages', content_rowid='id',
+                tokenize='porter unicode61'
+            );
+            CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+                INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+            END;
+            CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+                INSERT INTO messages_fts(messages_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+            END;
+            CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+                INSERT INTO messages_fts(messages_fts, rowid, content)
+                VALUES ('delete', old.id, old.content);
+                INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+            END;
+            INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+            """
+        )
+    db.executescript(
+        """
+        CREATE TABLE embeddings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            chunk INTEGER NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            created REAL NOT NULL,
+            UNIQUE (message_id, model, chunk)
+        );
+        CREATE INDEX embeddings_model ON embeddings(model, id);
+        CREATE INDEX messages_created ON messages(created);
+        """
+    )
+
+
+def _has_fts5(db: sqlite3.Connection) -> bool:
+    row = db.execute(
+        "SELECT 1 FROM pragma_compile_options WHERE compile_options = 'ENABLE_FTS5'"
+    ).fetchone()
+    return row is not None
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 MIGRATIONS: list[Migration] = [
     m001_core,
+    m002_memory,
 ]
 
 

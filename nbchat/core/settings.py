@@ -85,7 +85,7 @@ class Settings:
 
     @property
     def resolved_db_path(self) -> Path:
-        return self.db_path if self.db_path is not None else default_db_path()
+        return Path(self.db_path).expanduser() if self.db_path is not None else default_db_path()
 
     @property
     def resolved_base_url(self) -> str:

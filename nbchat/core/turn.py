@@ -182,6 +182,10 @@ class TurnResult:
 
 TurnEvent = Union[TextDelta, Usage, TurnResult]
 
+# Tokens allowed for the separators around each block: a join can merge or split a
+# token at a boundary, which the per-part counts do not see.
+JOIN_SLACK_TOKENS = 4
+
 
 def importance(role: str, text: str, attachment_count: int = 0) -> float:
     """A rough 0..1 score of how worth recalling a message is (longer, with files, asked)."""
@@ -251,7 +255,9 @@ def prepare_turn(
         )
     needs = [counter.count(item.text) for item in fresh]
     markers = sum(counter.count(render_block(_label(i), i.name, i.kind, i.sha256, "")) for i in fresh)
-    budget = min(settings.attachment_budget, free_tokens - markers)
+    markers += sum(counter.count(_repeat_note(i)) for i in repeats)
+    slack = JOIN_SLACK_TOKENS * (len(fresh) + len(repeats) + 2)
+    budget = max(0, min(settings.attachment_budget, free_tokens - markers - slack))
     grants = fit_budget(needs, budget)
     blocks: dict[str, str] = {}
     parts: list[tuple[Resolved, PartTokens]] = []
@@ -262,11 +268,7 @@ def prepare_turn(
         blocks[item.sha256] = render_block(_label(item), item.name, item.kind, item.sha256, text)
         parts.append((item, PartTokens(item.name, item.kind, kept, need, "; ".join(item.notes))))
     for item in repeats:
-        blocks.setdefault(
-            item.sha256,
-            f"[{item.name}: unchanged since it was attached earlier in this conversation; "
-            "its content is above]",
-        )
+        blocks.setdefault(item.sha256, _repeat_note(item))
         parts.append((item, PartTokens(item.name, item.kind, 0, 0, "already in context")))
     if any(part.truncated for _, part in parts):
         cut = [p.name for _, p in parts if p.truncated]
@@ -495,6 +497,13 @@ def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator
     yield store_answer(error)
 
 
+def _repeat_note(item: Resolved) -> str:
+    return (
+        f"[{item.name}: unchanged since it was attached earlier in this conversation; "
+        "its content is above]"
+    )
+
+
 def _label(item: Resolved) -> str:
     if item.spec.kind == "text":
         return item.spec.label.upper()
@@ -614,14 +623,28 @@ def _carry_files(
     labels = ["FILE" if i.spec.kind in ("path", STORED) else i.spec.kind.upper() for i in items]
     empty = [render_block(lb, i.name, i.kind, i.sha256, "") for lb, i in zip(labels, items)]
     overhead = counter.count(render_carried_files(empty)) if items else 0
-    grants = fit_budget(needs, max(0, budget_tokens - overhead))
-    blocks = []
-    for item, label, need, grant in zip(items, labels, needs, grants):
-        if grant <= 0:
-            notices.append(f"{item.name} no longer fits the context window and was left out.")
-            continue
-        text = item.text
-        if grant < need:
-            text, _ = truncate_to_tokens(item.text, need, grant, counter)
-        blocks.append(render_block(label, item.name, item.kind, item.sha256, text))
-    return render_carried_files(blocks)
+    overhead += JOIN_SLACK_TOKENS * len(items)
+    content_budget = budget_tokens - overhead
+    carried = ""
+    for _ in range(4):  # joins may tokenize a little differently: shrink until it fits
+        grants = fit_budget(needs, max(0, content_budget))
+        blocks = []
+        left_out = []
+        for item, label, need, grant in zip(items, labels, needs, grants):
+            if grant <= 0:
+                left_out.append(item.name)
+                continue
+            text = item.text
+            if grant < need:
+                text, _ = truncate_to_tokens(item.text, need, grant, counter)
+            blocks.append(render_block(label, item.name, item.kind, item.sha256, text))
+        carried = render_carried_files(blocks)
+        excess = counter.count(carried) - max(0, budget_tokens)
+        if excess <= 0:
+            break
+        content_budget -= excess + JOIN_SLACK_TOKENS
+    else:
+        carried, left_out = "", [item.name for item in items]
+    for name in left_out:
+        notices.append(f"{name} no longer fits the context window and was left out.")
+    return carried

@@ -262,6 +262,7 @@ def test_llama_server_command_for_a_model_without_template() -> None:
         "-m", "/models/m.gguf",
         "-c", "4096",
         "-np", "1",
+        "--swa-full",
         "--no-jinja",
         "--chat-template", "gemma",
     ]  # fmt: skip

@@ -116,3 +116,14 @@ def test_killing_the_server_mid_stream_keeps_the_partial_answer(own_llama, tmp_p
     stored = client.store.messages(result.session_id)[-1]
     assert (stored.status, stored.content) == ("partial", result.text)
     assert stored.error_kind in {"truncated", "upstream", "unreachable", "generic"}
+
+
+def test_short_follow_ups_evaluate_only_the_new_message(llama_url, tmp_path):
+    # Answers stop at max_tokens, mid-sentence: the stored text is still an exact prefix,
+    # and the sliding-window layers keep their full cache (swa_full), so a follow-up
+    # costs its own tokens plus the template's few.
+    client = client_for(llama_url, tmp_path, max_tokens=30)
+    send(client, "Say hello")
+    evaluated = [send(client, question).timings["prompt_n"]
+                 for question in ("And again", "One more time, please")]
+    assert all(n <= 40 for n in evaluated), evaluated

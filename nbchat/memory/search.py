@@ -1,0 +1,512 @@
+"""Hybrid search over past messages: SQLite FTS5 (BM25) plus cosine over stored vectors.
+
+The two rankings are fused by reciprocal rank (each list contributes ``1 / (60 + rank)``),
+so a message found by both words and meaning comes first, and either alone still counts.
+Only vectors of the current embedding model are used; with none (no embeddings server,
+or nothing embedded yet) the search is word-based alone.
+
+:class:`VectorIndex` loads the vectors of one model into one numpy matrix once and then
+only appends the rows stored since (the ``embeddings`` ids only grow), so a query never
+rereads the table.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Hit",
+    "SearchFilter",
+    "VectorIndex",
+    "search_messages",
+    "browse_messages",
+    "hits_by_id",
+    "lexical_ranking",
+    "query_terms",
+    "RRF_K",
+]
+
+RRF_K = 60
+LOAD_BATCH_ROWS = 4096
+BLAS_MIN_ROWS = 50_000
+CANDIDATES_MIN = 50
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+
+# Words that carry no topic: left out of the word query (the vector query keeps them).
+STOPWORDS = frozenset(
+    """
+    a about above after again all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for
+    from further had has have having he her here hers him his how i if in into is it its
+    itself just me more most my no nor not now of off on once only or other our ours out
+    over own same she should so some such than that the their theirs them then there these
+    they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself yourselves s t don ll re ve
+    d m o y ain aren couldn didn doesn hadn hasn haven isn ma mightn mustn needn shan
+    shouldn wasn weren won wouldn please tell let know think want like get got say said
+    """.split()
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One past message found by a search, with where and when it was said."""
+
+    message_id: int
+    session_id: str
+    session_title: str
+    seq: int
+    role: str
+    content: str
+    created: float
+    score: float
+    lexical_rank: int | None = None
+    vector_rank: int | None = None
+    similarity: float | None = None
+
+    def snippet(self, terms: Sequence[str] = (), width_chars: int = 200) -> str:
+        """A one-line excerpt around the first query word found, else the start."""
+        text = " ".join(self.content.split())
+        if len(text) <= width_chars:
+            return text
+        lowered = text.lower()
+        at = -1
+        for term in terms:
+            at = lowered.find(term.lower())
+            if at >= 0:
+                break
+        start = max(0, at - width_chars // 3) if at >= 0 else 0
+        end = min(len(text), start + width_chars)
+        start = max(0, end - width_chars)
+        piece = text[start:end]
+        return ("…" if start else "") + piece + ("…" if end < len(text) else "")
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    """Which messages a search may return.
+
+    ``session_id`` keeps one session; ``exclude_session_id`` leaves one out; ``since`` and
+    ``until`` bound the time the message was stored (Unix seconds, ``until`` exclusive);
+    ``exclude_message_ids`` leaves out messages (those already in the prompt, say);
+    ``notebook`` keeps the sessions of one notebook.
+    """
+
+    session_id: str | None = None
+    notebook: str | None = None
+    exclude_session_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+    exclude_message_ids: frozenset[int] = field(default_factory=frozenset)
+
+    def where(self, alias: str = "m") -> tuple[str, list[Any]]:
+        """The SQL conditions on the messages table (``alias``) and their parameters."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if self.session_id is not None:
+            conditions.append(f"{alias}.session_id = ?")
+            params.append(self.session_id)
+        if self.notebook is not None:
+            conditions.append(
+                f"{alias}.session_id IN (SELECT id FROM sessions WHERE notebook = ?)"
+            )
+            params.append(self.notebook)
+        if self.exclude_session_id is not None:
+            conditions.append(f"{alias}.session_id != ?")
+            params.append(self.exclude_session_id)
+        if self.since is not None:
+            conditions.append(f"{alias}.created >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            conditions.append(f"{alias}.created < ?")
+            params.append(self.until)
+        return (" AND ".join(conditions) or "1"), params
+
+
+def query_terms(text: str) -> list[str]:
+    """The topic words of ``text``, lower-case, without stopwords, in order, once each."""
+    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+    kept = [w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    return list(dict.fromkeys(kept))
+
+
+class VectorIndex:
+    """The vectors of one embedding model, as one normalised float32 matrix.
+
+    :meth:`refresh` appends the rows stored since the last call; the buffer grows by
+    doubling, so loading is linear overall. Vectors of another model, or of another
+    dimension than the first one loaded, are ignored. Each row keeps its message's time
+    and session (read when the row is loaded: they never change), so the usual filters
+    are numpy masks rather than SQL.
+    """
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.dim: int | None = None
+        self.last_row_id = 0
+        self.count = 0
+        self._matrix: Any = None
+        self._message_ids: Any = None
+        self._created: Any = None
+        self._sessions: Any = None
+        self._session_codes: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def matrix(self) -> Any:
+        return None if self._matrix is None else self._matrix[: self.count]
+
+    @property
+    def message_ids(self) -> Any:
+        return None if self._message_ids is None else self._message_ids[: self.count]
+
+    def refresh(self, connection: sqlite3.Connection, lock: Any = None) -> int:
+        """Load the rows added since the last refresh; return how many."""
+        import contextlib
+
+        sql = (
+            "SELECT e.id, e.message_id, e.dim, e.vector, m.created, m.session_id "
+            "FROM embeddings e JOIN messages m ON m.id = e.message_id "
+            "WHERE e.model = ? AND e.id > ? ORDER BY e.id LIMIT ?"
+        )
+        loaded = 0
+        with self._lock:
+            while True:
+                with lock if lock is not None else contextlib.nullcontext():
+                    rows = connection.execute(
+                        sql, (self.model, self.last_row_id, LOAD_BATCH_ROWS)
+                    ).fetchall()
+                if not rows:
+                    return loaded
+                self.last_row_id = int(rows[-1][0])
+                loaded += self._load_rows(rows)
+                if len(rows) < LOAD_BATCH_ROWS:
+                    return loaded
+
+    def _load_rows(self, rows: Sequence[Any]) -> int:
+        import numpy as np
+
+        if self.dim is None:
+            self.dim = int(rows[0][2])
+        dim = self.dim
+        usable = [r for r in rows if int(r[2]) == dim and len(r[3]) == 4 * dim]
+        if not usable:
+            return 0
+        block = np.frombuffer(b"".join(r[3] for r in usable), dtype="<f4")
+        block = block.reshape(len(usable), dim).astype(np.float32)
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        block /= np.where(norms > 0, norms, 1.0)
+        count = len(usable)
+        ids = np.fromiter((int(r[1]) for r in usable), dtype=np.int64, count=count)
+        created = np.fromiter((float(r[4]) for r in usable), dtype=np.float64, count=count)
+        codes = self._session_codes
+        sessions = np.fromiter(
+            (codes.setdefault(r[5], len(codes)) for r in usable), dtype=np.int32, count=count
+        )
+        self._append(block, ids, created, sessions)
+        return count
+
+    def _append(self, block: Any, ids: Any, created: Any, sessions: Any) -> None:
+        import numpy as np
+
+        needed = self.count + len(block)
+        if self._matrix is None or needed > len(self._matrix):
+            capacity = max(needed, 2 * (len(self._matrix) if self._matrix is not None else 0), 256)
+            grown = (
+                np.empty((capacity, block.shape[1]), dtype=np.float32),
+                np.empty(capacity, dtype=np.int64),
+                np.empty(capacity, dtype=np.float64),
+                np.empty(capacity, dtype=np.int32),
+            )
+            if self._matrix is not None:
+                old = (self._matrix, self._message_ids, self._created, self._sessions)
+                for new_array, old_array in zip(grown, old):
+                    new_array[: self.count] = old_array[: self.count]
+            self._matrix, self._message_ids, self._created, self._sessions = grown
+        span = slice(self.count, needed)
+        self._matrix[span] = block
+        self._message_ids[span] = ids
+        self._created[span] = created
+        self._sessions[span] = sessions
+        self.count = needed
+
+    def _mask(self, search_filter: SearchFilter | None, allowed_ids: Any) -> Any:
+        """Rows the filter keeps (None: all of them)."""
+        import numpy as np
+
+        n = self.count
+        mask = None
+
+        def narrow(keep: Any) -> None:
+            nonlocal mask
+            mask = keep if mask is None else mask & keep
+
+        if allowed_ids is not None:
+            narrow(np.isin(self._message_ids[:n], allowed_ids))
+        if search_filter is None:
+            return mask
+        codes = self._session_codes
+        if search_filter.session_id is not None:
+            code = codes.get(search_filter.session_id, -1)
+            narrow(self._sessions[:n] == code)
+        if search_filter.exclude_session_id is not None:
+            code = codes.get(search_filter.exclude_session_id, -1)
+            narrow(self._sessions[:n] != code)
+        if search_filter.since is not None:
+            narrow(self._created[:n] >= search_filter.since)
+        if search_filter.until is not None:
+            narrow(self._created[:n] < search_filter.until)
+        if search_filter.exclude_message_ids:
+            excluded = np.fromiter(search_filter.exclude_message_ids, dtype=np.int64)
+            narrow(~np.isin(self._message_ids[:n], excluded))
+        return mask
+
+    def nearest(
+        self,
+        query_vector: Any,
+        limit: int,
+        search_filter: SearchFilter | None = None,
+        *,
+        allowed_ids: Any = None,
+    ) -> list[tuple[int, float]]:
+        """The ``limit`` most similar messages as (message id, cosine), best first.
+
+        A message with several chunks scores its best chunk. ``allowed_ids`` (an array
+        of message ids) narrows further, for filters the index cannot apply itself.
+        """
+        import numpy as np
+
+        with self._lock:
+            if self.count == 0 or self.dim is None:
+                return []
+            query = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+            if query.shape[0] != self.dim:
+                return []
+            norm = float(np.linalg.norm(query))
+            if norm == 0.0:
+                return []
+            query = query / norm
+            if self.count <= BLAS_MIN_ROWS:
+                # A plain loop: BLAS threads cost milliseconds to wake on a busy machine
+                # (a model server on the same cores), far more than the product itself.
+                similarities = np.einsum("ij,j->i", self.matrix, query)
+            else:
+                similarities = self.matrix @ query
+            ids = self.message_ids
+            mask = self._mask(search_filter, allowed_ids)
+            if mask is not None:
+                similarities = np.where(mask, similarities, -np.inf)
+            found: dict[int, float] = {}
+            take = min(len(similarities), max(limit * 4, limit + 8))
+            while True:
+                top = np.argpartition(-similarities, take - 1)[:take]
+                top = top[np.argsort(-similarities[top], kind="stable")]
+                found.clear()
+                for row in top:
+                    score = float(similarities[row])
+                    if score == -np.inf:
+                        break
+                    found.setdefault(int(ids[row]), score)
+                    if len(found) >= limit:
+                        break
+                if len(found) >= limit or take >= len(similarities):
+                    break
+                take = min(len(similarities), take * 4)
+            return list(found.items())[:limit]
+
+
+def lexical_ranking(
+    connection: sqlite3.Connection,
+    terms: Sequence[str],
+    search_filter: SearchFilter,
+    limit: int,
+) -> list[tuple[int, float]]:
+    """Messages matching any of ``terms``, best BM25 first, as (message id, bm25)."""
+    if not terms:
+        return []
+    where, params = search_filter.where("m")
+    excluded = search_filter.exclude_message_ids
+    if _has_fts(connection):
+        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        sql = (
+            "SELECT m.id, bm25(messages_fts) AS rank FROM messages_fts "
+            "JOIN messages m ON m.id = messages_fts.rowid "
+            f"WHERE messages_fts MATCH ? AND {where} ORDER BY rank LIMIT ?"
+        )
+        rows = connection.execute(sql, [match, *params, limit + len(excluded)]).fetchall()
+        ranked = [(int(r[0]), float(r[1])) for r in rows]
+    else:
+        ranked = _like_ranking(connection, terms, where, params, limit + len(excluded))
+    return [(i, s) for i, s in ranked if i not in excluded][:limit]
+
+
+def _like_ranking(
+    connection: sqlite3.Connection, terms: Sequence[str], where: str, params: list[Any], limit: int
+) -> list[tuple[int, float]]:
+    """Without FTS5: messages containing the most terms first (a plain fallback)."""
+    hits = " + ".join("(instr(lower(m.content), ?) > 0)" for _ in terms)
+    sql = (
+        f"SELECT m.id, ({hits}) AS n FROM messages m WHERE {where} AND ({hits}) > 0 "
+        "ORDER BY n DESC, m.id DESC LIMIT ?"
+    )
+    lowered = [t.lower() for t in terms]
+    rows = connection.execute(sql, [*lowered, *params, *lowered, limit]).fetchall()
+    return [(int(r[0]), -float(r[1])) for r in rows]
+
+
+def _has_fts(connection: sqlite3.Connection) -> bool:
+    row = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages_fts'"
+    ).fetchone()
+    return row is not None
+
+
+def search_messages(
+    connection: sqlite3.Connection,
+    query: str,
+    *,
+    limit: int = 10,
+    search_filter: SearchFilter | None = None,
+    index: VectorIndex | None = None,
+    query_vector: Any = None,
+    lock: Any = None,
+) -> list[Hit]:
+    """Past messages relevant to ``query``, best first (see the module docstring).
+
+    ``index`` and ``query_vector`` add the vector ranking; without them the search is
+    word-based. ``lock`` guards ``connection`` when it is shared between threads.
+    """
+    import contextlib
+
+    search_filter = search_filter or SearchFilter()
+    guard = lock if lock is not None else contextlib.nullcontext()
+    candidates = max(CANDIDATES_MIN, limit * 4)
+    with guard:
+        lexical = lexical_ranking(connection, query_terms(query), search_filter, candidates)
+        use_vectors = index is not None and query_vector is not None
+        allowed = None
+        if use_vectors and search_filter.notebook is not None:
+            allowed = _ids(connection, search_filter)
+    vector: list[tuple[int, float]] = []
+    if use_vectors:
+        assert index is not None
+        index.refresh(connection, lock)
+        vector = index.nearest(query_vector, candidates, search_filter, allowed_ids=allowed)
+    scores: dict[int, float] = {}
+    lexical_ranks: dict[int, int] = {}
+    vector_ranks: dict[int, tuple[int, float]] = {}
+    for rank, (message_id, _) in enumerate(lexical, start=1):
+        scores[message_id] = scores.get(message_id, 0.0) + 1.0 / (RRF_K + rank)
+        lexical_ranks[message_id] = rank
+    for rank, (message_id, similarity) in enumerate(vector, start=1):
+        scores[message_id] = scores.get(message_id, 0.0) + 1.0 / (RRF_K + rank)
+        vector_ranks[message_id] = (rank, similarity)
+    ordered = sorted(scores, key=lambda i: (-scores[i], -i))
+    rows = _messages_by_id(connection, ordered[: limit * 2], lock)
+    hits: list[Hit] = []
+    for message_id in ordered:
+        row = rows.get(message_id)
+        if row is None:
+            continue  # deleted since it was indexed, or beyond the first slice
+        rank_sim = vector_ranks.get(message_id)
+        hits.append(
+            Hit(
+                message_id=message_id,
+                session_id=row["session_id"],
+                session_title=row["title"] or "",
+                seq=int(row["seq"]),
+                role=row["role"],
+                content=row["content"],
+                created=float(row["created"]),
+                score=scores[message_id],
+                lexical_rank=lexical_ranks.get(message_id),
+                vector_rank=rank_sim[0] if rank_sim else None,
+                similarity=rank_sim[1] if rank_sim else None,
+            )
+        )
+        if len(hits) >= limit:
+            break
+    return hits
+
+
+def browse_messages(
+    connection: sqlite3.Connection,
+    search_filter: SearchFilter,
+    *,
+    limit: int = 10,
+    lock: Any = None,
+) -> list[Hit]:
+    """Messages within the filter with no query: the most important first, then newest.
+
+    Answers "what did we discuss yesterday?", where the time is the whole question.
+    """
+    import contextlib
+
+    where, params = search_filter.where("m")
+    excluded = search_filter.exclude_message_ids
+    sql = (
+        "SELECT m.id FROM messages m WHERE m.content != '' AND " + where
+        + " ORDER BY m.importance DESC, m.created DESC LIMIT ?"
+    )
+    with lock if lock is not None else contextlib.nullcontext():
+        rows = connection.execute(sql, [*params, limit + len(excluded)]).fetchall()
+    ids = [int(r[0]) for r in rows if int(r[0]) not in excluded][:limit]
+    found = _messages_by_id(connection, ids, lock)
+    hits = []
+    for rank, message_id in enumerate(ids, start=1):
+        row = found.get(message_id)
+        if row is not None:
+            hits.append(
+                Hit(
+                    message_id, row["session_id"], row["title"] or "", int(row["seq"]),
+                    row["role"], row["content"], float(row["created"]), 1.0 / (RRF_K + rank),
+                )
+            )
+    return hits
+
+
+def hits_by_id(connection: sqlite3.Connection, ids: Sequence[int], lock: Any = None) -> list[Hit]:
+    """The messages ``ids`` as hits, in the order given (missing ones left out)."""
+    found = _messages_by_id(connection, ids, lock)
+    return [
+        Hit(i, r["session_id"], r["title"] or "", int(r["seq"]), r["role"], r["content"],
+            float(r["created"]), 0.0)
+        for i in ids
+        if (r := found.get(i)) is not None
+    ]
+
+
+def _ids(connection: sqlite3.Connection, search_filter: SearchFilter) -> Any:
+    import numpy as np
+
+    where, params = search_filter.where("m")
+    rows = connection.execute(f"SELECT m.id FROM messages m WHERE {where}", params).fetchall()
+    return np.fromiter((int(r[0]) for r in rows), dtype=np.int64, count=len(rows))
+
+
+def _messages_by_id(
+    connection: sqlite3.Connection, ids: Iterable[int], lock: Any
+) -> dict[int, sqlite3.Row]:
+    import contextlib
+
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    marks = ",".join("?" * len(wanted))
+    sql = (
+        "SELECT m.id, m.session_id, m.seq, m.role, m.content, m.created, s.title "
+        f"FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id IN ({marks})"
+    )
+    previous = connection.row_factory
+    with lock if lock is not None else contextlib.nullcontext():
+        connection.row_factory = sqlite3.Row
+        try:
+            rows = connection.execute(sql, wanted).fetchall()
+        finally:
+            connection.row_factory = previous
+    return {int(r["id"]): r for r in rows}

@@ -1,0 +1,204 @@
+"""The memory of one client: search, background embeddings, hits attached for next turn.
+
+One :class:`Memory` per :class:`~nbchat.api.ChatClient` (see :func:`memory_for`), so the
+vector matrix is loaded once per kernel and the embedding worker is shared by the magics
+and the widget. Searching runs on the caller's thread with the client's own connection
+(under its lock); embedding runs on the worker's thread with its own connection.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from nbchat.memory.embed import Embedder, EmbeddingClient, EmbeddingError
+from nbchat.memory.search import (
+    Hit,
+    SearchFilter,
+    VectorIndex,
+    browse_messages,
+    hits_by_id,
+    search_messages,
+)
+
+if TYPE_CHECKING:
+    from nbchat.api import ChatClient
+    from nbchat.core.store import Store
+    from nbchat.core.turn import TurnResult
+
+__all__ = ["Memory", "memory_for", "remember_turn", "close_memory"]
+
+QUERY_TIMEOUT_S = 15.0
+RETRY_AFTER_S = 30.0
+
+
+class Memory:
+    """Search and embeddings over the database of ``store``.
+
+    ``embedding_url`` None means embeddings are off: searches are word-based only.
+    ``attached_ids`` are message ids the user chose (``%chat recall --attach``) for the
+    next turn; they are cleared once a turn is stored.
+    """
+
+    def __init__(
+        self, store: "Store", embedding_url: str | None, *, idle_exit_s: float = 30.0
+    ) -> None:
+        self.store = store
+        self.embedding_url = embedding_url or None
+        self.client = EmbeddingClient(embedding_url) if embedding_url else None
+        self.embedder = (
+            Embedder(store.path, self.client, idle_exit_s=idle_exit_s) if self.client else None
+        )
+        self.attached_ids: list[int] = []
+        self.last_listing: list[int] = []  # message ids of the last `%chat recall`, in order
+        self.last_search_used_vectors = False
+        self._indexes: dict[str, VectorIndex] = {}
+        self._query_down_until = 0.0
+        self._query_error: str | None = None
+        self._lock = threading.Lock()
+
+    # -- searching ----------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        search_filter: SearchFilter | None = None,
+        vector_query: str | None = None,
+    ) -> list[Hit]:
+        """Hybrid search (words, plus vectors when the embeddings server answers).
+
+        ``vector_query`` is the text embedded for the vector side (default ``query``).
+        """
+        vector = self.query_vector(vector_query if vector_query is not None else query)
+        index = self.vector_index() if vector is not None else None
+        self.last_search_used_vectors = index is not None
+        return search_messages(
+            self.store.connection,
+            query,
+            limit=limit,
+            search_filter=search_filter,
+            index=index,
+            query_vector=vector,
+            lock=self.store.lock,
+        )
+
+    def browse(self, search_filter: SearchFilter, *, limit: int = 10) -> list[Hit]:
+        return browse_messages(
+            self.store.connection, search_filter, limit=limit, lock=self.store.lock
+        )
+
+    def hits(self, message_ids: Sequence[int]) -> list[Hit]:
+        return hits_by_id(self.store.connection, message_ids, self.store.lock)
+
+    def query_vector(self, text: str) -> Any:
+        """The query's vector, or None when embeddings are off or the server is down.
+
+        After a failure the server is left alone for a while, so a dead server costs one
+        refused connection, not one per turn.
+        """
+        if self.client is None or not text.strip():
+            return None
+        if time.monotonic() < self._query_down_until:
+            return None
+        try:
+            vector = self.client.embed([text[:4000]], timeout_s=QUERY_TIMEOUT_S)[0]
+        except EmbeddingError as exc:
+            self._query_down_until = time.monotonic() + RETRY_AFTER_S
+            self._query_error = str(exc)
+            return None
+        self._query_error = None
+        return vector
+
+    def vector_index(self) -> VectorIndex | None:
+        """The loaded vectors of the current model (None when the model is unknown)."""
+        if self.client is None:
+            return None
+        try:
+            model = self.client.model_name()
+        except EmbeddingError:
+            return None
+        with self._lock:
+            index = self._indexes.get(model)
+            if index is None:
+                index = self._indexes[model] = VectorIndex(model)
+        return index
+
+    # -- embedding ----------------------------------------------------------------------
+
+    def after_turn(self, result: "TurnResult") -> None:
+        """A turn was stored: clear attached hits, wake the embedding worker."""
+        self.attached_ids.clear()
+        if self.embedder is not None:
+            self.embedder.notify()
+
+    def catch_up(self) -> int:
+        """Embed every message lacking a vector now, in this thread; 0 with embeddings off.
+
+        Raises :class:`~nbchat.memory.embed.EmbeddingError` when the server is down.
+        """
+        if self.embedder is None:
+            return 0
+        return self.embedder.catch_up()
+
+    def wait_idle(self, timeout_s: float = 30.0) -> bool:
+        return self.embedder.wait_idle(timeout_s) if self.embedder is not None else True
+
+    def status_text(self) -> str:
+        """One line for ``%chat status``."""
+        if self.embedder is None:
+            return (
+                "embeddings off (no embeddings server: set NBCHAT_EMBEDDING_URL or "
+                "c.NbChat.embedding_url); recall searches words only"
+            )
+        status = self.embedder.status()
+        if status.state == "unavailable" or (self._query_error and not status.embedded_messages):
+            reason = status.last_error or self._query_error
+            return f"embeddings off: {reason} Recall searches words only until it answers."
+        return status.as_text()
+
+    def close(self) -> None:
+        if self.embedder is not None:
+            self.embedder.close()
+        elif self.client is not None:
+            self.client.close()
+
+
+_MEMORIES: "weakref.WeakKeyDictionary[ChatClient, Memory]" = weakref.WeakKeyDictionary()
+_MEMORIES_LOCK = threading.Lock()
+
+
+def memory_for(client: "ChatClient", embedding_url: str | None = None) -> Memory:
+    """The client's memory, rebuilt when its database or embeddings URL changes."""
+    store = client.store
+    url = embedding_url if embedding_url is not None else client.settings.embedding_url
+    with _MEMORIES_LOCK:
+        memory = _MEMORIES.get(client)
+        if memory is not None and memory.store is store and memory.embedding_url == (url or None):
+            return memory
+        if memory is not None:
+            memory.close()
+        memory = _MEMORIES[client] = Memory(store, url)
+        return memory
+
+
+def close_memory(client: "ChatClient") -> None:
+    """Stop the client's embedding worker (for ``ChatClient.close``)."""
+    with _MEMORIES_LOCK:
+        memory = _MEMORIES.pop(client, None)
+    if memory is not None:
+        memory.close()
+
+
+def remember_turn(client: "ChatClient", store: "Store", result: "TurnResult") -> None:
+    """The ``on_turn_stored`` hook: never raises, never blocks the cell."""
+    try:
+        memory_for(client).after_turn(result)
+    except Exception:  # noqa: BLE001 - memory is best effort; the turn is already stored
+        import logging
+
+        logging.getLogger("nbchat.memory").debug("memory hook failed", exc_info=True)

@@ -1,0 +1,210 @@
+"""The ``NbChat`` configurable: ``%config NbChat.model = "..."`` and ``ipython_config.py``.
+
+Every trait maps to a field of :class:`~nbchat.core.settings.Settings`. Traits left
+at None fall back to the environment (``NBCHAT_BACKEND``, ``NBCHAT_MODEL``,
+``NBCHAT_BASE_URL``, ``NBCHAT_OPENROUTER_URL``, ``NBCHAT_OPENAI_API_KEY``,
+``NBCHAT_EMBEDDING_URL``, ``NBCHAT_DB``; OpenRouter reads ``OPENROUTER_API_KEY``
+itself) and then to the built-in defaults; ``%chat config`` shows where each value
+comes from.
+
+Each API key is held as a :class:`SecretText`, a ``str`` whose ``repr`` hides it: that
+is what ``%config NbChat`` (``Current: ...``), ``%config NbChat.api_key`` and
+tracebacks print.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from traitlets import Enum, Float, Int, Unicode
+from traitlets.config import Configurable
+
+from nbchat.core.settings import BACKENDS, Settings
+
+__all__ = ["NbChat", "SecretText", "SecretUnicode", "SETTING_TRAITS", "ENV_SOURCES"]
+
+_DEFAULTS = Settings()
+
+# Traits that fall back to an environment variable when unset.
+ENV_SOURCES = {
+    "backend": "NBCHAT_BACKEND",
+    "model": "NBCHAT_MODEL",
+    "base_url": "NBCHAT_BASE_URL",
+    "openrouter_url": "NBCHAT_OPENROUTER_URL",
+    "openai_api_key": "NBCHAT_OPENAI_API_KEY",
+    "embedding_url": "NBCHAT_EMBEDDING_URL",
+    "db_path": "NBCHAT_DB",
+}
+
+HIDDEN = "<hidden>"
+
+
+class SecretText(str):
+    """A string that never shows itself in a repr (the value is still the key)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return HIDDEN
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(HIDDEN)
+
+
+class SecretUnicode(Unicode):  # type: ignore[type-arg]
+    """A ``Unicode`` trait whose value is a :class:`SecretText`."""
+
+    info_text = "a secret string (never printed)"
+
+    def validate(self, obj: Any, value: Any) -> Any:
+        value = super().validate(obj, value)
+        if value is None or isinstance(value, SecretText):
+            return value
+        return SecretText(value)
+
+    def default_value_repr(self) -> str:
+        return "None" if self.default_value is None else HIDDEN
+
+
+class NbChat(Configurable):
+    """Settings of the ``%%chat`` / ``%chat`` magics (``%config NbChat`` lists them)."""
+
+    backend = Enum(
+        list(BACKENDS),
+        default_value=None,
+        allow_none=True,
+        help="Model server: 'llama' (a local llama-server), 'openrouter' or 'openai' "
+        "(any OpenAI-compatible server). None: NBCHAT_BACKEND, else 'llama'.",
+    ).tag(config=True)
+    model = Unicode(
+        None,
+        allow_none=True,
+        help="Model name sent to the server. None: NBCHAT_MODEL, else the server's "
+        "default ('openrouter/auto' on OpenRouter).",
+    ).tag(config=True)
+    base_url = Unicode(
+        None,
+        allow_none=True,
+        help="URL of the llama-server or OpenAI-compatible server. None: "
+        "NBCHAT_BASE_URL, else http://127.0.0.1:8080. `%chat engine start` sets it.",
+    ).tag(config=True)
+    openrouter_url = Unicode(
+        None,
+        allow_none=True,
+        help="Where OpenRouter is (a proxy or a test server). None: "
+        "NBCHAT_OPENROUTER_URL, else https://openrouter.ai/api/v1.",
+    ).tag(config=True)
+    api_key = SecretUnicode(
+        None,
+        allow_none=True,
+        help="OpenRouter API key, used when OPENROUTER_API_KEY is not set. Sent to "
+        "OpenRouter only; never printed.",
+    ).tag(config=True)
+    openai_api_key = SecretUnicode(
+        None,
+        allow_none=True,
+        help="API key of the OpenAI-compatible server (backend 'openai'). None: "
+        "NBCHAT_OPENAI_API_KEY. Never printed.",
+    ).tag(config=True)
+    embedding_url = Unicode(
+        None,
+        allow_none=True,
+        help="URL of a llama-server started with --embeddings, for searching past "
+        "messages. None: NBCHAT_EMBEDDING_URL, else embeddings are off.",
+    ).tag(config=True)
+    db_path = Unicode(
+        None,
+        allow_none=True,
+        help="The conversation database (SQLite). None: NBCHAT_DB, else nbchat.sqlite "
+        "in the user data folder.",
+    ).tag(config=True)
+    system_prompt = Unicode(
+        _DEFAULTS.system_prompt,
+        help="System prompt of new sessions (an existing session keeps its own).",
+    ).tag(config=True)
+    attachment_budget = Int(
+        _DEFAULTS.attachment_budget,
+        min=0,
+        help="Tokens shared by all attachments of one prompt.",
+    ).tag(config=True)
+    history_files_budget = Int(
+        _DEFAULTS.history_files_budget,
+        min=0,
+        help="Tokens for files from earlier turns re-included after the history was "
+        "compacted.",
+    ).tag(config=True)
+    recall_budget = Int(
+        _DEFAULTS.recall_budget,
+        min=0,
+        help="Tokens for relevant earlier messages found by search.",
+    ).tag(config=True)
+    max_tokens = Int(
+        _DEFAULTS.max_tokens,
+        min=1,
+        help="Longest answer, in tokens (kept free in the context window).",
+    ).tag(config=True)
+    temperature = Float(
+        None,
+        allow_none=True,
+        help="Sampling temperature. None: the server's default.",
+    ).tag(config=True)
+    context_window = Int(
+        None,
+        allow_none=True,
+        min=1,
+        help="The model's context window in tokens. None: ask the server (8192 when it "
+        "does not say).",
+    ).tag(config=True)
+    max_file_bytes = Int(
+        _DEFAULTS.max_file_bytes,
+        min=1,
+        help="Largest file that may be attached, in bytes.",
+    ).tag(config=True)
+    stream_update_interval = Float(
+        _DEFAULTS.stream_update_interval,
+        min=0.0,
+        help="Seconds between redraws of a streaming answer.",
+    ).tag(config=True)
+
+    def to_settings(self) -> Settings:
+        """The frozen settings of the next turn: these traits over the environment."""
+        values: dict[str, Any] = {name: getattr(self, name) for name in SETTING_TRAITS}
+        for name in ("api_key", "openai_api_key"):
+            key = values.pop(name)
+            values[name] = str(key) if key else None  # a plain str from here on
+        db_path = values.pop("db_path")
+        values["db_path"] = Path(db_path).expanduser() if db_path else None
+        return Settings.from_env(**values)
+
+    def source_of(self, name: str) -> str:
+        """Where the value of ``name`` comes from: 'NbChat', an env var, or 'default'."""
+        if getattr(self, name) != self.trait_defaults(name):
+            return "NbChat"
+        env = ENV_SOURCES.get(name)
+        if env and os.environ.get(env):
+            return env
+        return "default"
+
+
+SETTING_TRAITS = (
+    "backend",
+    "model",
+    "base_url",
+    "openrouter_url",
+    "api_key",
+    "openai_api_key",
+    "embedding_url",
+    "db_path",
+    "system_prompt",
+    "attachment_budget",
+    "history_files_budget",
+    "recall_budget",
+    "max_tokens",
+    "temperature",
+    "context_window",
+    "max_file_bytes",
+    "stream_update_interval",
+)
+

@@ -1,0 +1,259 @@
+"""Showing a turn in a cell's output: the streaming answer, its footer, problems, dry runs.
+
+Three ways to show a stream, picked from the shell's display publisher:
+
+- ``live`` (Jupyter, nbclient): one display, Markdown with a ``text/plain`` twin, first
+  a placeholder, then updated at most every ``interval_s`` and once at the end;
+- ``final`` (``%%capture`` and other capturing publishers, which cannot update): one
+  display once the answer is complete;
+- ``print`` (terminal IPython): the text is printed as it arrives.
+
+The footer is a second, small output under the answer. Nothing here decides anything
+about the turn; :mod:`nbchat.notebook.magics` drives it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbchat.core.turn import PreparedTurn
+
+__all__ = [
+    "LIVE",
+    "FINAL",
+    "PRINT",
+    "output_mode",
+    "AnswerView",
+    "DryRunView",
+    "answer_bundle",
+    "footer_bundle",
+    "error_bundle",
+    "close_open_fence",
+]
+
+LIVE, FINAL, PRINT = "live", "final", "print"
+PLACEHOLDER = {"text/markdown": "_waiting for the model…_", "text/plain": "…"}
+EMPTY = {"text/plain": ""}
+
+_FOOTER_STYLE = "color:#6e7781;font-size:0.85em;margin-top:0.25em"
+_PROBLEM_STYLE = (
+    "border-left:3px solid #cf222e;background:rgba(207,34,46,0.08);"
+    "padding:0.35em 0.7em;margin:0.3em 0;white-space:pre-wrap"
+)
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
+
+
+def output_mode(shell: Any) -> str:
+    """How this shell can show a stream: ``live``, ``final`` or ``print``."""
+    from IPython.core.displaypub import CapturingDisplayPublisher, DisplayPublisher
+
+    publisher = getattr(shell, "display_pub", None)
+    if publisher is None or type(publisher) is DisplayPublisher:
+        return PRINT  # the terminal's publisher prints each display: no updates
+    if isinstance(publisher, CapturingDisplayPublisher):
+        return FINAL
+    return LIVE
+
+
+def _publish(
+    shell: Any, data: dict[str, str], display_id: str | None = None, *, update: bool = False
+) -> None:
+    kwargs: dict[str, Any] = {}
+    if display_id is not None:
+        kwargs["transient"] = {"display_id": display_id}
+    if update:
+        kwargs["update"] = True
+    shell.display_pub.publish(data=data, metadata={}, **kwargs)
+
+
+def close_open_fence(text: str) -> str:
+    """``text`` with an unfinished code fence closed, so a half answer renders sanely."""
+    opened: str | None = None
+    for match in _FENCE.finditer(text):
+        marker = match.group(1)
+        if opened is None:
+            opened = marker
+        elif marker[0] == opened[0] and len(marker) >= len(opened):
+            opened = None
+    if opened is None:
+        return text
+    return text + ("\n" if not text.endswith("\n") else "") + opened
+
+
+def answer_bundle(text: str, *, streaming: bool = False) -> dict[str, str]:
+    """The answer as Markdown plus the same text as ``text/plain``."""
+    return {
+        "text/markdown": close_open_fence(text) if streaming else text,
+        "text/plain": text,
+    }
+
+
+def footer_bundle(line: str, problem: str | None = None) -> dict[str, str]:
+    """The small grey footer line, with a problem box above it when the answer fell short."""
+    parts = []
+    plain = []
+    if problem:
+        parts.append(_problem_html(problem))
+        plain.append(f"⚠ {problem}")
+    if line:
+        parts.append(
+            f'<div class="nbchat-footer" style="{_FOOTER_STYLE}">{html.escape(line)}</div>'
+        )
+        plain.append(line)
+    return {"text/html": "".join(parts), "text/plain": "\n".join(plain)}
+
+
+def _problem_html(message: str) -> str:
+    return f'<div class="nbchat-problem" style="{_PROBLEM_STYLE}">⚠ {html.escape(message)}</div>'
+
+
+def error_bundle(message: str) -> dict[str, str]:
+    """A short styled message, no traceback: what went wrong and what to do."""
+    return {
+        "text/html": _problem_html(message),
+        "text/plain": f"⚠ {message}",
+    }
+
+
+class AnswerView:
+    """The output of one streaming answer (see the module docstring for the modes)."""
+
+    def __init__(
+        self,
+        shell: Any,
+        interval_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        mode: str | None = None,
+    ) -> None:
+        self.shell = shell
+        self.interval_s = max(0.0, interval_s)
+        self.mode = mode or output_mode(shell)
+        self.display_id: str | None = None
+        self.updates = 0
+        self._clock = clock
+        self._parts: list[str] = []
+        self._last_draw = 0.0
+        self._printed_any = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def start(self) -> None:
+        """Show that an answer is on its way (live mode)."""
+        if self.mode == LIVE:
+            self.display_id = uuid.uuid4().hex
+            _publish(self.shell, dict(PLACEHOLDER), self.display_id)
+            self._last_draw = self._clock()
+
+    def add(self, text: str) -> None:
+        """One more piece of the answer."""
+        if not text:
+            return
+        self._parts.append(text)
+        if self.mode == PRINT:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            self._printed_any = True
+        elif self.mode == LIVE and self._clock() - self._last_draw >= self.interval_s:
+            self._draw(streaming=True)
+
+    def finish(self) -> None:
+        """Draw the whole answer once more (or clear the placeholder when there is none)."""
+        text = self.text
+        if self.mode == LIVE:
+            if text:
+                self._draw(streaming=False)
+            else:
+                self.discard()
+        elif self.mode == FINAL and text:
+            _publish(self.shell, answer_bundle(text))
+        elif self.mode == PRINT and self._printed_any and not text.endswith("\n"):
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+    def discard(self) -> None:
+        """Remove the placeholder: the turn ends with no answer to show."""
+        if self.mode == LIVE and self.display_id is not None:
+            _publish(self.shell, dict(EMPTY), self.display_id, update=True)
+            self.updates += 1
+        elif self.mode == PRINT and self._printed_any:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+    def footer(self, line: str, problem: str | None = None) -> None:
+        """The footer under the answer, with an optional problem above it."""
+        if not line and not problem:
+            return
+        if self.mode == PRINT:
+            if problem:
+                print(f"⚠ {problem}")
+            if line:
+                print(line)
+            sys.stdout.flush()
+        else:
+            _publish(self.shell, footer_bundle(line, problem))
+
+    def _draw(self, *, streaming: bool) -> None:
+        bundle = answer_bundle(self.text, streaming=streaming)
+        _publish(self.shell, bundle, self.display_id, update=True)
+        self.updates += 1
+        self._last_draw = self._clock()
+
+
+def _fence_for(text: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+class DryRunView:
+    """What ``%%chat --dry-run`` returns: the exact messages and the token report.
+
+    It shows itself as Markdown (and text); ``.messages``, ``.report`` and ``.prepared``
+    let a notebook check the figures.
+    """
+
+    def __init__(self, prepared: "PreparedTurn", notices: Sequence[str] = ()) -> None:
+        self.prepared = prepared
+        self.messages = prepared.messages
+        self.report = prepared.report
+        # Notices beyond the report's own (which its table already shows).
+        extra = [n for n in prepared.notices if n not in prepared.report.notices]
+        self.notices = tuple(dict.fromkeys([*extra, *notices]))
+
+    def _head(self) -> str:
+        return "Dry run: nothing was sent and nothing was stored."
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/markdown": self.as_markdown(), "text/plain": self.as_text()}
+
+    def __repr__(self) -> str:
+        return self.as_text()
+
+    def as_text(self) -> str:
+        lines = [self._head(), "", "Token report:", self.report.as_text()]
+        lines += [f"note: {notice}" for notice in self.notices]
+        lines += ["", f"Messages ({len(self.messages)}):"]
+        for message in self.messages:
+            lines += [f"── {message['role']} ──", message["content"]]
+        return "\n".join(lines)
+
+    def as_markdown(self) -> str:
+        report = self.report.as_text()
+        fence = _fence_for(report)
+        lines = [f"**{self._head()}**", "", "Token report:", "", f"{fence}text", report, fence]
+        lines += [f"- {notice}" for notice in self.notices]
+        lines += ["", f"Messages ({len(self.messages)}):"]
+        for message in self.messages:
+            content = message["content"]
+            fence = _fence_for(content)
+            lines += ["", f"**{message['role']}**", "", f"{fence}text", content, fence]
+        return "\n".join(lines)

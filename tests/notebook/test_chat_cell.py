@@ -1,0 +1,283 @@
+"""``%%chat`` on a real IPython shell against a real HTTP server playing scripted streams."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+
+import pytest
+from IPython.core.error import UsageError
+
+from nbchat.core.store import Store
+from nbchat.notebook import extension
+from nbchat.notebook.render import DryRunView
+from notebook_helpers import RecordingPublisher, last_user_content, row_counts
+from sse_server import answer, dead_url, delta_chunk, json_reply, sse_reply
+
+
+def messages_of(db_path, shell):
+    client = extension.client_for(shell)
+    session = client.current_session()
+    assert session is not None
+    with Store(db_path) as store:
+        return store.messages(session.id)
+
+
+def test_the_cell_magic_help_is_its_argparse_usage(shell):
+    doc = shell.find_cell_magic("chat").__doc__
+    assert "%%chat [-m MODEL]" in doc
+    for option in ("--file", "--df", "--var", "--nb", "--system", "--max-tokens", "--temperature",
+                   "--no-history", "--dry-run", "--recall", "--new", "--session", "--backend"):
+        assert option in doc
+
+
+def test_question_mark_help_shows_the_usage(shell, capsys):
+    capsys.readouterr()
+    shell.run_cell("%%chat?")
+    shown = capsys.readouterr().out
+    assert "%%chat [-m MODEL]" in shown and "--dry-run" in shown
+
+
+def test_the_body_is_sent_verbatim_with_braces_and_backticks(shell, server, recorder):
+    shell.user_ns["x"] = "SHOULD-NOT-APPEAR"
+    body = "What does {x} mean, and `{{y}}`? ${x} $x ```py\nprint({})\n```"
+    server.add(answer("It means braces."))
+    shell.run_cell_magic("chat", "", body)
+    assert last_user_content(server) == body
+    assert recorder.answer_text() == "It means braces."
+
+
+def test_config_model_and_cell_options_reach_the_request(shell, server, recorder):
+    shell.run_line_magic("config", "NbChat.model = 'configured-model'")
+    server.add(answer("one"), answer("two"))
+    shell.run_cell_magic("chat", "", "first")
+    shell.run_cell_magic("chat", "-m cell-model --max-tokens 33 -t 0.25 --system 'Be terse.'", "second")
+    first, second = (r.json for r in server.chat_requests)
+    assert first["model"] == "configured-model"
+    assert (second["model"], second["max_tokens"], second["temperature"]) == ("cell-model", 33, 0.25)
+    assert second["messages"][0] == {"role": "system", "content": "Be terse."}
+
+
+def test_streaming_updates_one_display_at_most_every_interval(shell, server, recorder):
+    text = "".join(f"w{i} " for i in range(60))
+    server.add(answer(text, piece_chars=3, pause_s=0.01))
+    shell.run_line_magic("config", "NbChat.stream_update_interval = 0.05")
+    started = time.monotonic()
+    shell.run_cell_magic("chat", "", "stream please")
+    elapsed = time.monotonic() - started
+    answer_displays = [r for r in recorder.displays() if "text/markdown" in r.data]
+    assert len(answer_displays) == 1
+    display_id = answer_displays[0].display_id
+    updates = recorder.updates()
+    assert updates and all(u.display_id == display_id for u in updates)
+    assert len(updates) <= elapsed / 0.05 + 2
+    assert len(updates) >= 3  # it really streamed, not one final draw
+    assert any(len(u.data["text/plain"]) < len(text) for u in updates[:-1])
+    assert updates[-1].data == {"text/markdown": text, "text/plain": text}
+    gaps = [b.at_s - a.at_s for a, b in zip(updates, updates[1:-1])]
+    assert all(gap >= 0.045 for gap in gaps)
+
+
+def test_the_footer_shows_model_prompt_cached_new_tokens_speed_and_cost(shell, server, recorder):
+    server.add(answer("Fine.", prompt_tokens=1200, cached_tokens=1000, completion_tokens=3, cost=0.0012))
+    shell.run_cell_magic("chat", "", "How are you?")
+    footer = recorder.footer_text()
+    assert footer.startswith("scripted-model · ")
+    assert "prompt 1,200 tok (1,000 cached, 200 new)" in footer
+    assert "3 new tok" in footer and "tok/s" in footer and "$0.0012" in footer
+    footers = recorder.footers()
+    assert len(footers) == 1 and "nbchat-footer" in footers[0].data["text/html"]
+    assert recorder.records.index(footers[0]) == len(recorder.records) - 1
+
+
+def test_a_missing_file_fails_the_cell_with_every_named_error_and_no_traceback(shell, server, tmp_path, capsys):
+    good = tmp_path / "good.txt"
+    good.write_text("fine")
+    with pytest.raises(UsageError) as raised:
+        shell.run_cell_magic(
+            "chat", f"-f {good} -f {tmp_path}/missing.txt -f {tmp_path}/gone.pdf --df nothing_here", "q"
+        )
+    message = str(raised.value)
+    assert "missing.txt" in message and "gone.pdf" in message and "nothing_here" in message
+    assert "3 attachments could not be used" in message
+    assert "nothing was sent" in message
+    assert server.chat_requests == []
+    capsys.readouterr()
+    shell.run_cell(f"%%chat -f {tmp_path}/missing.txt\nq")
+    out = capsys.readouterr()
+    shown = out.out + out.err
+    assert "missing.txt" in shown and "Traceback" not in shown and "AttachmentsError" not in shown
+
+
+def test_a_dry_run_shows_messages_and_token_report_and_writes_nothing(shell, server, recorder, tmp_path, _private_database):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("The launch code is 4711.\n" * 20)
+    server.add(answer("first answer"))
+    shell.run_cell_magic("chat", "", "hello")
+    before = row_counts(_private_database)
+    requests = len(server.chat_requests)
+    view = shell.run_cell_magic("chat", f"--dry-run -f {notes}", "What is the launch code?")
+    assert isinstance(view, DryRunView)
+    assert row_counts(_private_database) == before
+    assert len(server.chat_requests) == requests
+    assert [m["role"] for m in view.messages] == ["system", "user", "assistant", "user"]
+    assert "The launch code is 4711." in view.messages[-1]["content"]
+    assert view.report.attachments[0].name == "notes.txt"
+    assert view.report.exact  # the scripted server's /tokenize counted them
+    bundle = view._repr_mimebundle_()
+    assert "Token report" in bundle["text/plain"] and "notes.txt" in bundle["text/plain"]
+    assert "nothing was sent" in bundle["text/markdown"]
+
+
+def test_a_dry_run_fences_survive_backticks_in_the_content(shell, server, tmp_path):
+    code = tmp_path / "snippet.md"
+    code.write_text("````\nnested ``` fence\n````\n")
+    view = shell.run_cell_magic("chat", f"--dry-run -f {code}", "Explain")
+    markdown = view.as_markdown()
+    assert "`````text" in markdown
+
+
+def test_an_unreachable_server_fails_the_cell_and_suggests_starting_the_engine(shell, recorder, _private_database):
+    shell.run_line_magic("config", f"NbChat.base_url = {dead_url()!r}")
+    with pytest.raises(UsageError, match="%chat engine start"):
+        shell.run_cell_magic("chat", "", "anyone there?")
+    assert recorder.records == []
+    assert row_counts(_private_database).get("messages", 0) == 0
+
+
+def test_a_refused_request_fails_the_cell_with_the_servers_reason_and_no_key(shell, recorder):
+    key = "sk-or-v1-FAKE9999999999999999999999999999"
+    from sse_server import ScriptedServer
+
+    with ScriptedServer(json_reply(401, {"error": {"message": f"bad key {key}", "code": 401}})) as srv:
+        shell.run_line_magic("config", f"NbChat.base_url = {srv.url!r}")
+        shell.run_line_magic("config", "NbChat.backend = 'openai'")
+        shell.run_cell(f"%config NbChat.openai_api_key = {key!r}")
+        with pytest.raises(UsageError) as raised:
+            shell.run_cell_magic("chat", "", "hi")
+    assert key not in str(raised.value)
+    assert "401" in str(raised.value) or "key" in str(raised.value).lower()
+    assert all(key not in str(r.data) for r in recorder.records)
+    assert recorder.final_states() == [{"text/plain": ""}]  # the placeholder was cleared
+
+
+def test_a_stream_that_breaks_keeps_the_partial_answer_and_shows_the_problem(shell, server, recorder, _private_database):
+    server.add(sse_reply(delta_chunk("Half an "), delta_chunk("answer"), drop=True))
+    shell.run_cell_magic("chat", "", "tell me everything")
+    assert recorder.answer_text() == "Half an answer"
+    footer = recorder.footers()[-1]
+    assert "nbchat-problem" in footer.data["text/html"]
+    assert "partial answer" in footer.data["text/plain"]
+    stored = messages_of(_private_database, shell)
+    assert (stored[-1].status, stored[-1].content) == ("partial", "Half an answer")
+
+
+def test_an_interrupt_during_the_stream_keeps_the_partial_answer_and_the_shell_works(shell, server, recorder, _private_database):
+    text = "".join(f"token{i} " for i in range(200))
+    server.add(answer(text, piece_chars=7, pause_s=0.02))
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        shell.run_cell_magic("chat", "", "a long story please")
+    finally:
+        timer.cancel()
+    stored = messages_of(_private_database, shell)
+    assert stored[-1].role == "assistant" and stored[-1].status == "partial"
+    assert stored[-1].content and text.startswith(stored[-1].content) and stored[-1].content != text
+    assert recorder.answer_text() == stored[-1].content
+    assert "partial answer (interrupted" in recorder.footer_text()
+    assert server.wait_for_disconnect(timeout_s=5)
+    # The shell and the conversation go on.
+    server.add(answer("Still here."))
+    shell.run_cell_magic("chat", "", "are you still there?")
+    assert recorder.answer_text() == "Still here."
+    sent = server.chat_requests[-1].json["messages"]
+    assert sent[-2] == {"role": "assistant", "content": stored[-1].content}
+
+
+class InterruptingPublisher(RecordingPublisher):
+    """Raises KeyboardInterrupt once, on the given update: Ctrl-C while drawing."""
+
+    def __init__(self, on_update):
+        super().__init__()
+        self.on_update = on_update
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+        super().publish(data, metadata, transient=transient, update=update)
+        if update and len(self.updates()) == self.on_update:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupt_while_drawing_also_keeps_the_partial_answer(shell, server, _private_database):
+    publisher = InterruptingPublisher(on_update=2)
+    shell.display_pub = publisher
+    shell.run_line_magic("config", "NbChat.stream_update_interval = 0")
+    text = "".join(f"piece{i} " for i in range(100))
+    server.add(answer(text, piece_chars=6, pause_s=0.005))
+    shell.run_cell_magic("chat", "", "go on")
+    stored = messages_of(_private_database, shell)[-1]
+    assert stored.status == "partial" and stored.content and text.startswith(stored.content)
+    assert stored.content != text
+    assert publisher.answer_text() == stored.content
+    assert "partial answer (interrupted" in publisher.footer_text()
+    assert server.wait_for_disconnect(timeout_s=5)
+
+
+def test_in_the_terminal_the_answer_is_printed_as_it_arrives(shell, server, capsys):
+    server.add(answer("Printed piece by piece.", piece_chars=5))
+    shell.run_cell_magic("chat", "", "hi")
+    out = capsys.readouterr().out
+    assert "Printed piece by piece.\n" in out
+    assert "scripted-model · prompt" in out
+
+
+def test_under_capture_the_answer_is_one_display_with_its_footer(shell, server):
+    server.add(answer("Captured answer."))
+    shell.run_cell("%%capture captured\n%%chat\nhello")
+    captured = shell.user_ns["captured"]
+    texts = [o.data.get("text/plain") for o in captured.outputs]
+    assert texts[0] == "Captured answer."
+    assert "scripted-model" in texts[1] and len(texts) == 2
+
+
+def test_new_and_session_options_choose_the_conversation(shell, server, recorder):
+    server.add(answer("a1"), answer("b1"), answer("a2"))
+    shell.run_cell_magic("chat", "-s alpha", "first in alpha")
+    shell.run_cell_magic("chat", "--new", "a fresh start")
+    fresh = extension.client_for(shell).current_session()
+    shell.run_cell_magic("chat", "-s alpha", "second in alpha")
+    alpha = extension.client_for(shell).current_session()
+    assert alpha.title == "alpha" and fresh.id != alpha.id
+    assert [m["content"] for m in server.chat_requests[-1].json["messages"][1:]] == [
+        "first in alpha", "a1", "second in alpha"
+    ]
+    assert len(server.chat_requests[1].json["messages"]) == 2  # --new: system + question
+
+
+def test_no_history_sends_only_the_question(shell, server, recorder):
+    server.add(answer("one"), answer("two"))
+    shell.run_cell_magic("chat", "", "remember me")
+    shell.run_cell_magic("chat", "--no-history", "standalone")
+    assert [m["role"] for m in server.chat_requests[-1].json["messages"]] == ["system", "user"]
+
+
+def test_a_notebook_reopened_in_a_new_kernel_continues_its_session(shell, server, recorder):
+    shell.user_ns["__session__"] = "/lab/reopen.ipynb"
+    server.add(answer("noted"), answer("yes"))
+    shell.run_cell_magic("chat", "", "my name is Ada")
+    shell.run_line_magic("unload_ext", "nbchat")  # a restarted kernel has a new client
+    shell.run_line_magic("load_ext", "nbchat")
+    shell.run_line_magic("config", f"NbChat.base_url = {server.url!r}")
+    shell.run_cell_magic("chat", "", "what is my name?")
+    contents = [m["content"] for m in server.chat_requests[-1].json["messages"]]
+    assert contents[1:] == ["my name is Ada", "noted", "what is my name?"]
+
+
+def test_recall_is_accepted_and_a_dry_run_with_it_sends_nothing(shell, server, recorder):
+    server.add(answer("We said hello."))
+    shell.run_cell_magic("chat", "", "hello there")
+    view = shell.run_cell_magic("chat", "--recall --dry-run", "what did we say?")
+    assert isinstance(view, DryRunView)
+    assert view.messages[-1]["content"].endswith("what did we say?")
+    assert len(server.chat_requests) == 1
