@@ -249,12 +249,20 @@ class ChatClient:
         check = getattr(backend, "check_ready", None)
         if check is not None:
             check()  # a dead server is reported before anything is stored
-        for event in run_turn(self.store, backend, prepared):
-            if isinstance(event, TurnResult):
-                self.session_id = event.session_id
-                for hook in self.on_turn_stored:
-                    hook(self.store, event)
-            yield event
+        events = run_turn(self.store, backend, prepared)
+        try:
+            for event in events:
+                if isinstance(event, TurnResult):
+                    self.session_id = event.session_id
+                    for hook in self.on_turn_stored:
+                        hook(self.store, event)
+                yield event
+        finally:
+            # Closed early (Stop, Ctrl-C): the core stores the partial answer now, and
+            # the next turn continues the session this one started.
+            events.close()
+            if prepared.session is not None:
+                self.session_id = prepared.session.id
 
     def _remember_turn(self, store: Store, result: TurnResult) -> None:
         """Hand a stored turn to the memory (background embeddings); never raises."""

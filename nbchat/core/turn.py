@@ -404,6 +404,8 @@ def commit_user_turn(store: Store, prepared: PreparedTurn) -> tuple[Session, Sto
         prepared.counter.flush(db)
     refreshed = store.get_session(session.id)
     assert refreshed is not None
+    prepared.session = refreshed  # a turn that created its session now belongs to it
+    prepared.new_session = None
     return refreshed, message
 
 

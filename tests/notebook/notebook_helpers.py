@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from IPython.core.displaypub import DisplayPublisher
+from sse_server import ScriptedServer
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,215 @@
+"""The browser tier: Debian's chromium driven by Playwright, and JupyterLab on a temp dir.
+
+Playwright's own browser download is not used: the set-up installs Debian's
+``chromium`` package with apt-get when it is missing (as root) and launches it by
+path. ``jupyter_lab`` starts a real JupyterLab server whose kernels talk to the
+session's real llama-server (``llama_url``) and keep their conversations in a
+database of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def _install_chromium() -> str:
+    """Debian's chromium, installed with apt-get when it is not there yet."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        pytest.fail("chromium is missing and installing it needs root: apt-get install -y chromium")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    command = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    if subprocess.run(command, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=True)
+        subprocess.run(command, env=env, capture_output=True, check=True)
+    found = shutil.which("chromium")
+    if not found:
+        pytest.fail("apt-get installed chromium but it is not on PATH")
+    return found
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    return _install_chromium()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class JupyterLab:
+    """A running JupyterLab: ``url`` has no trailing slash; ``root`` holds the notebooks."""
+
+    url: str
+    token: str
+    root: Path
+    db_path: Path
+    log_path: Path
+
+    def notebook_url(self, name: str) -> str:
+        return f"{self.url}/lab/tree/{name}?token={self.token}"
+
+    def write_notebook(self, name: str, cells: list[str]) -> Path:
+        """A notebook of code cells, as JupyterLab would save it."""
+        notebook = {
+            "cells": [
+                {"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {},
+                 "outputs": [], "source": source}
+                for i, source in enumerate(cells)
+            ],
+            "metadata": {
+                "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                "language_info": {"name": "python"},
+            },
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+        path = self.root / name
+        path.write_text(json.dumps(notebook, indent=1), encoding="utf-8")
+        return path
+
+
+# No news prompt, and no kernel chooser: the notebook's own kernel starts by itself.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
+    "@jupyterlab/notebook-extension/tracker": {"autoStartDefaultKernel": True},
+}
+
+
+def _write_lab_settings(settings_dir: Path) -> None:
+    for name, values in LAB_SETTINGS.items():
+        path = settings_dir / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values), encoding="utf-8")
+
+
+def _wait_for_server(
+    url: str, token: str, process: subprocess.Popen[bytes], log_path: Path
+) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"JupyterLab exited early:\n{_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.25)
+    pytest.fail(f"JupyterLab did not start within 60 s:\n{_tail(log_path)}")
+
+
+def _tail(log_path: Path) -> str:
+    return log_path.read_text(errors="replace")[-3000:]
+
+
+@pytest.fixture(scope="session")
+def jupyter_lab(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
+    base = tmp_path_factory.mktemp("jupyterlab")
+    root = base / "notebooks"
+    root.mkdir()
+    port = _free_port()
+    token = secrets.token_hex(16)
+    log_path = base / "jupyterlab.log"
+    db_path = base / "nbchat.sqlite"
+    env = {
+        **os.environ,
+        "NBCHAT_DB": str(db_path),
+        "NBCHAT_BASE_URL": llama_url,
+        "NBCHAT_BACKEND": "llama",
+        "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("NBCHAT_MODEL", None)
+    _write_lab_settings(base / "settings")
+    command = [
+        sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+        "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    if os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI often run as root
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_server(url, token, process, log_path)
+        yield JupyterLab(url, token, root, db_path, log_path)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
