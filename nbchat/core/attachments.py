@@ -199,7 +199,10 @@ class Resolver:
         if sha in self._extracts:
             return self._extracts[sha]
         if sha in _MEMORY_EXTRACTS:
-            return _MEMORY_EXTRACTS[sha]
+            entry = _MEMORY_EXTRACTS[sha]
+            if self.store is not None and self.store.cached_extract(sha, EXTRACTOR_VERSION) is None:
+                self._extracts[sha] = entry  # this database lacks it: the turn's flush stores it
+            return entry
         if self.store is not None:
             found = self.store.cached_extract(sha, EXTRACTOR_VERSION)
             if found is not None:

@@ -84,6 +84,7 @@ def render_block(label: str, name: str, kind: str, sha256: str, text: str) -> st
     The marker carries the start of the content's sha256, which a file cannot contain
     about itself, so "=== END FILE" inside a file cannot close the block early.
     """
+    name = "".join(ch if ch.isprintable() else " " for ch in name)  # no forged marker lines
     tag = f"{label} {name}"
     return (
         f"=== BEGIN {tag} ({kind}, sha256:{sha256[:12]}) ===\n"

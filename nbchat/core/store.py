@@ -121,8 +121,7 @@ class Store:
         try:
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._db.execute("PRAGMA foreign_keys = ON")
-            if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                self._db.execute("PRAGMA journal_mode = WAL")
+            _use_wal(self._db, BUSY_TIMEOUT_MS / 1000)
             self._db.execute("PRAGMA synchronous = NORMAL")
             version = schema_version(self._db)
             if version > len(MIGRATIONS):
@@ -467,6 +466,22 @@ class Store:
             "INSERT OR IGNORE INTO token_counts (sha256, tokenizer, tokens) VALUES (?, ?, ?)",
             (sha256, tokenizer, tokens),
         )
+
+
+def _use_wal(db: sqlite3.Connection, timeout_s: float) -> None:
+    """Switch to WAL mode. Two connections creating the file at once can make SQLite
+    answer "database is locked" at once, without its busy handler: retry until the
+    timeout, as the busy handler would."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _session(row: sqlite3.Row) -> Session:

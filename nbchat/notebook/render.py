@@ -90,7 +90,7 @@ def close_open_fence(text: str) -> str:
 def answer_bundle(text: str, *, streaming: bool = False) -> dict[str, str]:
     """The answer as Markdown plus the same text as ``text/plain``."""
     return {
-        "text/markdown": close_open_fence(text) if streaming else text,
+        "text/markdown": escape_raw_html(close_open_fence(text) if streaming else text),
         "text/plain": text,
     }
 
@@ -257,3 +257,52 @@ class DryRunView:
             fence = _fence_for(content)
             lines += ["", f"**{message['role']}**", "", f"{fence}text", content, fence]
         return "\n".join(lines)
+
+
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_TICKS = re.compile(r"`+")
+
+def escape_raw_html(markdown: str) -> str:
+    """``markdown`` with raw HTML turned into text: ``<`` outside code becomes ``&lt;``.
+
+    Front ends render raw HTML inside Markdown (sanitised, but still markup: a ``<b>``
+    is bold, an ``<img>`` loads). Model output is untrusted, so its tags are shown as
+    typed. Fenced code blocks and inline code spans are left alone: they show ``<`` as
+    it is already.
+    """
+    out: list[str] = []
+    fence: str | None = None
+    for line in markdown.splitlines(keepends=True):
+        match = _FENCE_LINE.match(line)
+        if fence is not None:
+            if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence) \
+                    and not line.strip().strip(fence[0]):
+                fence = None
+            out.append(line)
+        elif match and not (match.group(1)[0] == "`" and "`" in line[match.end():]):
+            fence = match.group(1)
+            out.append(line)
+        else:
+            out.append(_escape_outside_spans(line))
+    return "".join(out)
+
+
+def _escape_outside_spans(line: str) -> str:
+    pieces: list[str] = []
+    position = 0
+    while True:
+        opening = _TICKS.search(line, position)
+        if opening is None:
+            break
+        run = opening.group(0)
+        closing = re.compile(rf"(?<!`){run}(?!`)").search(line, opening.end())
+        if closing is None:
+            # No closing run: the backticks are literal text.
+            pieces.append(line[position:opening.end()].replace("<", "&lt;"))
+            position = opening.end()
+            continue
+        pieces.append(line[position:opening.start()].replace("<", "&lt;"))
+        pieces.append(line[opening.start():closing.end()])
+        position = closing.end()
+    pieces.append(line[position:].replace("<", "&lt;"))
+    return "".join(pieces)

@@ -149,11 +149,39 @@ def decode_text(data: bytes, *, strict: bool = False) -> Decoded | None:
     try:
         decoded: Decoded | None = Decoded(normalise_newlines(data.decode("utf-8")), "utf-8")
     except UnicodeDecodeError:
-        guessed = _guess_encoding(data)
-        if guessed is None:
-            decoded = None if strict else _decode_with(data, "utf-8")
-        else:
-            decoded = _decode_with(data, guessed)
+        decoded = _decode_mixed(data)
+        if decoded is None:
+            guessed = _guess_encoding(data)
+            if guessed is not None:
+                decoded = _decode_with(data, guessed)
+            elif not strict:
+                decoded = _decode_with(data, "utf-8")
     if decoded is not None and strict and _control_share(decoded.text) > 0.05:
         return None
     return decoded
+
+
+def _decode_mixed(data: bytes) -> Decoded | None:
+    """Text whose lines mix UTF-8 with one legacy encoding (a CSV pasted from two
+    sources): UTF-8 lines stay UTF-8, the others are decoded with an encoding guessed
+    from them alone. Applies only when most lines, some non-ASCII, are valid UTF-8."""
+    lines = data.splitlines(keepends=True)
+    valid = [_is_utf8(line) for line in lines]
+    if sum(not ok for ok in valid) * 2 > len(lines):
+        return None
+    if not any(ok and not line.isascii() for ok, line in zip(valid, lines)):
+        return None
+    legacy = _guess_encoding(b"".join(l for ok, l in zip(valid, lines) if not ok)) or "cp1252"
+    text = "".join(
+        line.decode("utf-8") if ok else line.decode(legacy, errors="replace")
+        for ok, line in zip(valid, lines)
+    )
+    return Decoded(normalise_newlines(text), f"utf-8+{legacy}")
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
