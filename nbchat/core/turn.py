@@ -179,6 +179,30 @@ class TurnResult:
     notices: tuple[str, ...] = ()
     elapsed_ms: float = 0.0
 
+    @classmethod
+    def from_stored(
+        cls,
+        message: StoredMessage,
+        report: "TokenReport",
+        notices: Sequence[str] = (),
+        elapsed_ms: float = 0.0,
+    ) -> "TurnResult":
+        """The result of a turn read back from its stored answer (finish reason unknown)."""
+        return cls(
+            session_id=message.session_id,
+            message_id=message.id,
+            text=message.content,
+            status=message.status,
+            finish_reason=None,
+            usage=message.usage,
+            timings=message.timings,
+            error_kind=message.error_kind,
+            error_message=message.error_message,
+            report=report,
+            notices=tuple(notices),
+            elapsed_ms=elapsed_ms,
+        )
+
 
 TurnEvent = Union[TextDelta, Usage, TurnResult]
 

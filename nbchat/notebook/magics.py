@@ -742,33 +742,20 @@ def _interrupted_result(
     client: "ChatClient", prepared: "PreparedTurn", started_s: float
 ) -> "TurnResult | None":
     """The partial answer the core stored when the stream was interrupted, if any."""
+    from dataclasses import replace
+
     from nbchat.core.turn import TurnResult
 
-    store = client.store
-    session_id = prepared.session_id
-    if session_id is None and client.notebook:
-        found = store.latest_session_for_notebook(client.notebook)
-        session_id = found.id if found is not None else None
-    if session_id is None:
-        return None
-    message = store.last_message(session_id)
+    if prepared.session_id is None:
+        return None  # interrupted before the question was stored
+    message = client.store.last_message(prepared.session_id)
     if message is None or message.role != "assistant" or message.created < started_s:
         return None
-    client.session_id = session_id
-    return TurnResult(
-        session_id=session_id,
-        message_id=message.id,
-        text=message.content,
-        status=message.status,
-        finish_reason=None,
-        usage=message.usage,
-        timings=message.timings,
-        error_kind=message.error_kind or "interrupted",
-        error_message=message.error_message,
-        report=prepared.report,
-        notices=tuple(prepared.notices),
-        elapsed_ms=(time.time() - started_s) * 1000,
+    client.session_id = prepared.session_id
+    result = TurnResult.from_stored(
+        message, prepared.report, prepared.notices, (time.time() - started_s) * 1000
     )
+    return replace(result, error_kind=result.error_kind or "interrupted")
 
 
 def _model_label(backend: "Backend", settings: "Settings") -> str | None:

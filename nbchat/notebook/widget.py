@@ -769,16 +769,4 @@ _NO_REPORT = TokenReport(
 
 def _stored_footer(message: StoredMessage) -> str:
     """The footer of an answer read back from the store (its turn's notices are gone)."""
-    result = TurnResult(
-        session_id=message.session_id,
-        message_id=message.id,
-        text=message.content,
-        status=message.status,
-        finish_reason=None,
-        usage=message.usage,
-        timings=message.timings,
-        error_kind=message.error_kind,
-        error_message=message.error_message,
-        report=_NO_REPORT,
-    )
-    return footer_text(result, message.model)
+    return footer_text(TurnResult.from_stored(message, _NO_REPORT), message.model)
