@@ -133,8 +133,11 @@ def notebook_key(shell: Any, fallback: str | None = None) -> str:
 
 def _kernel_key(shell: Any) -> str:
     """This kernel's id (from its connection file), else a fresh id for this process."""
-    connection_file = getattr(getattr(shell, "parent", None), "connection_file", None)
-    if isinstance(connection_file, str) and connection_file:
-        stem = os.path.splitext(os.path.basename(connection_file))[0]
-        return stem if stem.startswith("kernel") else f"kernel-{stem}"
+    owner = getattr(shell, "parent", None)
+    for _ in range(3):  # the kernel app is the shell's parent, or (ipykernel 7) its parent
+        connection_file = getattr(owner, "connection_file", None)
+        if isinstance(connection_file, str) and connection_file:
+            stem = os.path.splitext(os.path.basename(connection_file))[0]
+            return stem if stem.startswith("kernel") else f"kernel-{stem}"
+        owner = getattr(owner, "parent", None)
     return f"ipython-{os.getpid()}-{secrets.token_hex(3)}"

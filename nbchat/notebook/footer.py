@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from nbchat.core.turn import TurnResult
 
 __all__ = ["footer_parts", "footer_text", "status_text"]
@@ -34,7 +36,7 @@ def footer_parts(result: TurnResult, model: str | None = None) -> list[str]:
         parts.append(f"{float(speed):.1f} tok/s")
     cost = result.usage.get("cost")
     if cost is not None:
-        parts.append(f"${float(cost):.4f}")
+        parts.append(_dollars(float(cost)))
     return parts
 
 
@@ -58,3 +60,13 @@ def footer_text(result: TurnResult, model: str | None = None) -> str:
         parts.append(mark)
     parts += list(result.notices)
     return " · ".join(parts)
+
+
+def _dollars(cost: float) -> str:
+    """A cost readable at any size: $1.23, $0.0123, $0.000021."""
+    if cost >= 1:
+        return f"${cost:,.2f}"
+    if cost >= 0.01 or cost == 0:
+        return f"${cost:.4f}"
+    digits = max(4, -math.floor(math.log10(cost)) + 1)  # two significant digits
+    return f"${cost:.{digits}f}"

@@ -226,7 +226,7 @@ class ChatMagics(Magics):
         rows = [
             ("backend", settings.backend),
             ("model", model or "(the server's default)"),
-            ("base URL", settings.resolved_base_url),
+            ("base URL", _server_url(client, settings)),
             ("server", server),
             ("context window", window),
             ("database", str(settings.resolved_db_path)),
@@ -756,6 +756,14 @@ def _interrupted_result(
         message, prepared.report, prepared.notices, (time.time() - started_s) * 1000
     )
     return replace(result, error_kind=result.error_kind or "interrupted")
+
+
+def _server_url(client: "ChatClient", settings: "Settings") -> str:
+    """The URL the backend really uses (a running local engine when none is set)."""
+    try:
+        return str(getattr(client.backend(settings), "base_url", settings.resolved_base_url))
+    except NbChatError:
+        return settings.resolved_base_url
 
 
 def _model_label(backend: "Backend", settings: "Settings") -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -198,23 +197,13 @@ def test_html_in_an_answer_or_a_file_shows_as_text_in_the_cell_output(db_path, t
 # -- the chat panel --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def chromium_page():
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert executable, "chromium is needed (apt-get install chromium)"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu"],
-        )
-        page = browser.new_page()
-        page.set_content("<html><body><div id='answer'></div></body></html>")
-        bundle = Path(nbchat.__file__).parent / "notebook" / "static" / "markdown.bundle.js"
-        page.add_script_tag(content=bundle.read_text(encoding="utf-8"))
-        yield page
-        browser.close()
+@pytest.fixture
+def chromium_page(page):
+    """A blank page holding the panel's Markdown renderer (the shared browser)."""
+    page.set_content("<html><body><div id='answer'></div></body></html>")
+    bundle = Path(nbchat.__file__).parent / "notebook" / "static" / "markdown.bundle.js"
+    page.add_script_tag(content=bundle.read_text(encoding="utf-8"))
+    return page
 
 
 @pytest.mark.browser
