@@ -1,0 +1,124 @@
+"""Every benchmark still runs: each one, in a tiny configuration, prints its JSON line.
+
+No timing is asserted here (the figures live in docs/performance.md); only the shape of
+what each benchmark prints, and for the KV-cache benchmark the one comparison that does
+not depend on the machine's speed: nbchat's layout evaluates fewer prompt tokens than
+the reference layout.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = REPO / "bench"
+
+
+def run_bench(script: str, *args: str, timeout_s: float = 600) -> tuple[dict[str, Any], str]:
+    """Run ``bench/<script>`` in a fresh interpreter; its one JSON line, and all it printed."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True, text=True, cwd=REPO, timeout=timeout_s,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith('{"bench":')]
+    assert len(lines) == 1, done.stdout
+    return json.loads(lines[0]), done.stdout
+
+
+def test_import_bench_reports_import_and_load_times_and_no_heavy_module():
+    line, printed = run_bench("bench_import.py", "--runs", "1")
+    assert line["bench"] == "import"
+    for key in ("bare_s", "import_added_s", "load_ext_inprocess_s", "load_added_s"):
+        assert isinstance(line[key], float), key
+    assert line["load_ext_inprocess_s"] > 0
+    assert line["heavy_modules_after_load"] == []
+    assert "%load_ext nbchat adds" in printed
+
+
+def test_overhead_bench_reports_a_cell_per_session_length_and_file_count():
+    line, printed = run_bench(
+        "bench_overhead.py", "--turns", "3,6", "--files", "0,2", "--runs", "2", "--warmup", "0",
+        "--pdf-bytes", "150000",
+    )
+    assert line["bench"] == "overhead"
+    cells = {(c["turns"], c["files"]): c for c in line["cells"]}
+    assert set(cells) == {(3, 0), (3, 2), (6, 0), (6, 2)}
+    for cell in cells.values():
+        assert cell["runs"] == 2
+        assert cell["turn_p50_ms"] > 0 and cell["bare_p50_ms"] > 0
+        assert cell["overhead_p95_ms"] >= cell["overhead_p50_ms"]
+    assert cells[(6, 2)]["request_body_bytes"] > cells[(6, 0)]["request_body_bytes"]
+    assert line["largest"] == {"turns": 6, "files": 2,
+                               "overhead_p50_ms": cells[(6, 2)]["overhead_p50_ms"]}
+    assert line["pdf_bytes"] >= 150000
+    assert "p50" in printed
+
+
+def test_streaming_bench_counts_iopub_traffic_for_the_magic_and_the_widget():
+    line, printed = run_bench(
+        "bench_streaming.py", "--tokens", "60", "--tokens-per-s", "300", "--runs", "2"
+    )
+    assert line["bench"] == "streaming"
+    answer_bytes = line["answer_bytes"]
+    assert answer_bytes >= 200
+    for frontend in ("magic", "widget"):
+        figures = line[frontend]
+        assert figures["updates"] >= 1, frontend
+        assert figures["iopub_bytes"] > answer_bytes, frontend
+        assert figures["bytes_ratio"] == round(figures["iopub_bytes"] / answer_bytes, 4)
+        assert figures["kernel_cpu_s"] > 0, frontend
+        assert figures["text_messages"] >= 1, frontend
+        assert figures["text_content_bytes"] >= answer_bytes, frontend
+    first, second = line["all_runs"]["widget"]
+    assert first["delta_messages"] >= 1
+    assert first["delta_payload_bytes"] >= answer_bytes
+    assert second["delta_payload_bytes"] < 1.5 * first["delta_payload_bytes"]  # per run
+    assert "through a real kernel" in printed
+
+
+def test_ttft_bench_times_nbchat_and_bare_httpx_on_the_real_server(llama_url):
+    line, printed = run_bench(
+        "bench_ttft.py", "--url", llama_url, "--pairs", "2", "--file-tokens", "150",
+        "--max-tokens", "2",
+    )
+    assert line["bench"] == "ttft"
+    assert len(line["nbchat_runs_ms"]) == len(line["bare_runs_ms"]) == 2
+    assert line["nbchat_ms"] > 0 and line["bare_ms"] > 0
+    assert line["nbchat_prompt_n"] > 0 and line["bare_prompt_n"] > 0
+    assert "ratio nbchat / bare" in printed
+
+
+def test_kv_cache_bench_shows_nbchat_evaluating_less_than_the_reference(llama_url):
+    line, printed = run_bench(
+        "bench_kv_cache.py", "--url", llama_url, "--turns", "3", "--file-tokens", "300",
+        "--max-tokens", "4",
+    )
+    assert line["bench"] == "kv_cache"
+    nbchat, reference = line["nbchat"], line["reference"]
+    assert [t["turn"] for t in nbchat] == [t["turn"] for t in reference] == [1, 2, 3]
+    assert [t["files"] for t in nbchat] == [3, 0, 0]
+    for turn in nbchat + reference:
+        # What the server evaluated plus what it reused is the whole templated prompt.
+        assert turn["prompt_n"] + turn["cache_n"] == turn["prompt_tokens"], turn
+    assert line["nbchat_prompt_n"] == sum(t["prompt_n"] for t in nbchat)
+    assert line["nbchat_prompt_n"] < line["reference_prompt_n"]
+    assert nbchat[1]["cache_n"] > nbchat[0]["prompt_tokens"] // 2
+    assert line["reference_first_cache_n"] < 10  # the runs cannot share a cached prefix
+    assert "reference layout" in printed
+
+
+def test_bench_run_prints_the_summary_and_writes_the_json_lines(tmp_path):
+    out = tmp_path / "results.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "run"), "--quick", "--only", "import", "--json-out", str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "figures against targets" in done.stdout
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [w["bench"] for w in written] == ["import"]
