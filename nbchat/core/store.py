@@ -6,6 +6,7 @@ crash or a second kernel never leaves half a turn behind. Reads need no transact
 
 from __future__ import annotations
 
+import bisect
 import json
 import secrets
 import sqlite3
@@ -117,6 +118,9 @@ class Store:
                 "Check the folder is writable, or set NBCHAT_DB / c.NbChat.db_path."
             ) from exc
         self._lock = threading.RLock()
+        # Messages are only ever appended (never updated or deleted one by one), so each
+        # session's messages read so far are kept, and a later read fetches only newer ones.
+        self._history: dict[str, list[StoredMessage]] = {}
         self._db.row_factory = sqlite3.Row
         try:
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -247,6 +251,8 @@ class Store:
         return {r["session_id"]: r["n"] for r in rows}
 
     def delete_session(self, session_id: str) -> bool:
+        with self._lock:
+            self._history.pop(session_id, None)
         with self.transaction() as tx:
             return tx.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
 
@@ -295,6 +301,23 @@ class Store:
     def messages(
         self, session_id: str, *, from_seq: int = 0, limit: int | None = None
     ) -> list[StoredMessage]:
+        """Messages from ``seq`` ``from_seq`` on (the last ``limit`` of them when given).
+
+        Without ``limit`` the answer comes from the per-session cache, topped up with the
+        messages stored since the last read (by this process or another), so a turn of a
+        long session does not re-read and re-decode its whole history.
+        """
+        if limit is None:
+            with self._lock:
+                if not self._db.in_transaction:  # uncommitted rows must not be cached
+                    cached = self._history.setdefault(session_id, [])
+                    after = cached[-1].seq if cached else -1
+                    rows = self._db.execute(
+                        "SELECT * FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq",
+                        (session_id, after),
+                    ).fetchall()
+                    cached.extend(_message(r) for r in rows)
+                    return cached[bisect.bisect_left(cached, from_seq, key=lambda m: m.seq):]
         sql = "SELECT * FROM messages WHERE session_id = ? AND seq >= ? ORDER BY seq"
         params: list[Any] = [session_id, from_seq]
         if limit is not None:

@@ -2,8 +2,9 @@
 
 Three ways to show a stream, picked from the shell's display publisher:
 
-- ``live`` (Jupyter, nbclient): one display, Markdown with a ``text/plain`` twin, first
-  a placeholder, then updated at most every ``interval_s`` and once at the end;
+- ``live`` (Jupyter, nbclient): one display, first a placeholder, then Markdown updated
+  at most every ``interval_s`` (and when the text grew by ``REDRAW_GROWTH``), and once
+  at the end with its ``text/plain`` twin;
 - ``final`` (``%%capture`` and other capturing publishers, which cannot update): one
   display once the answer is complete;
 - ``print`` (terminal IPython): the text is printed as it arrives.
@@ -88,11 +89,11 @@ def close_open_fence(text: str) -> str:
 
 
 def answer_bundle(text: str, *, streaming: bool = False) -> dict[str, str]:
-    """The answer as Markdown plus the same text as ``text/plain``."""
-    return {
-        "text/markdown": escape_raw_html(close_open_fence(text) if streaming else text),
-        "text/plain": text,
-    }
+    """The answer as Markdown, plus the same text as ``text/plain`` once it is complete
+    (a twin on every redraw would double the bytes of a stream for no reader)."""
+    if streaming:
+        return {"text/markdown": escape_raw_html(close_open_fence(text))}
+    return {"text/markdown": escape_raw_html(text), "text/plain": text}
 
 
 def footer_bundle(line: str, problem: str | None = None) -> dict[str, str]:
@@ -122,6 +123,13 @@ def error_bundle(message: str) -> dict[str, str]:
     }
 
 
+# Each redraw resends the whole answer, so a redraw waits until the text has grown by
+# this share since the last one: the bytes of a stream stay a bounded multiple of the
+# answer's (about (1 + g) / g), however long it runs. Short answers still redraw at
+# every interval; a long one redraws a little less often as it grows.
+REDRAW_GROWTH = 0.06
+
+
 class AnswerView:
     """The output of one streaming answer (see the module docstring for the modes)."""
 
@@ -141,6 +149,8 @@ class AnswerView:
         self._clock = clock
         self._parts: list[str] = []
         self._last_draw = 0.0
+        self._length = 0
+        self._drawn_length = 0
         self._printed_any = False
 
     @property
@@ -159,11 +169,16 @@ class AnswerView:
         if not text:
             return
         self._parts.append(text)
+        self._length += len(text)
         if self.mode == PRINT:
             sys.stdout.write(text)
             sys.stdout.flush()
             self._printed_any = True
-        elif self.mode == LIVE and self._clock() - self._last_draw >= self.interval_s:
+        elif (
+            self.mode == LIVE
+            and self._clock() - self._last_draw >= self.interval_s
+            and self._length >= self._drawn_length * (1 + REDRAW_GROWTH)
+        ):
             self._draw(streaming=True)
 
     def finish(self) -> None:
@@ -207,6 +222,7 @@ class AnswerView:
         _publish(self.shell, bundle, self.display_id, update=True)
         self.updates += 1
         self._last_draw = self._clock()
+        self._drawn_length = self._length
 
 
 def _fence_for(text: str) -> str:

@@ -89,3 +89,16 @@ def test_a_file_that_is_not_a_database_gives_a_store_error(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot be used"):
         Store(path)
+
+
+def test_history_read_again_includes_messages_another_connection_stored(tmp_path):
+    path = tmp_path / "db.sqlite"
+    with Store(path) as mine, Store(path) as theirs:
+        session = mine.create_session(title="shared")
+        with mine.transaction() as db:
+            mine.add_message(db, session_id=session.id, role="user", content="1", rendered="1")
+        assert [m.content for m in mine.messages(session.id)] == ["1"]
+        with theirs.transaction() as db:
+            theirs.add_message(db, session_id=session.id, role="assistant", content="2", rendered="2")
+        assert [m.content for m in mine.messages(session.id)] == ["1", "2"]
+        assert [m.content for m in mine.messages(session.id, from_seq=1)] == ["2"]

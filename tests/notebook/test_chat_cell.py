@@ -73,7 +73,8 @@ def test_streaming_updates_one_display_at_most_every_interval(shell, server, rec
     assert updates and all(u.display_id == display_id for u in updates)
     assert len(updates) <= elapsed / 0.05 + 2
     assert len(updates) >= 3  # it really streamed, not one final draw
-    assert any(len(u.data["text/plain"]) < len(text) for u in updates[:-1])
+    assert any(len(u.data["text/markdown"]) < len(text) for u in updates[:-1])
+    assert all("text/plain" not in u.data for u in updates[:-1])  # the twin comes once, at the end
     assert updates[-1].data == {"text/markdown": text, "text/plain": text}
     gaps = [b.at_s - a.at_s for a, b in zip(updates, updates[1:-1])]
     assert all(gap >= 0.045 for gap in gaps)
@@ -281,3 +282,20 @@ def test_recall_is_accepted_and_a_dry_run_with_it_sends_nothing(shell, server, r
     assert isinstance(view, DryRunView)
     assert view.messages[-1]["content"].endswith("what did we say?")
     assert len(server.chat_requests) == 1
+
+
+def test_a_long_stream_sends_a_bounded_multiple_of_the_answers_bytes(shell, recorder):
+    from nbchat.notebook.render import AnswerView
+
+    now = [0.0]
+    view = AnswerView(shell, 0.05, clock=lambda: now[0], mode="live")
+    view.start()
+    pieces = [f"word{i % 97} " for i in range(2000)]  # about 2,000 tokens at 50 tok/s
+    for piece in pieces:
+        now[0] += 0.02
+        view.add(piece)
+    view.finish()
+    answer_bytes = len("".join(pieces).encode())
+    sent = sum(len(value.encode()) for u in recorder.updates() for value in u.data.values())
+    assert sent <= 25 * answer_bytes, sent / answer_bytes
+    assert len(recorder.updates()) >= 40  # it still streamed all along

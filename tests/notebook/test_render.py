@@ -38,7 +38,8 @@ def test_an_unfinished_code_fence_is_closed_while_streaming():
     assert close_open_fence("a\n```\nx\n```\nb") == "a\n```\nx\n```\nb"
     assert close_open_fence("~~~~\ncode\n") == "~~~~\ncode\n~~~~"
     assert close_open_fence("````\n```\ninner") == "````\n```\ninner\n````"
-    assert answer_bundle("```\nx", streaming=True)["text/plain"] == "```\nx"
+    assert answer_bundle("```\nx", streaming=True) == {"text/markdown": "```\nx\n```"}
+    assert answer_bundle("```\nx")["text/plain"] == "```\nx"
     assert answer_bundle("```\nx")["text/markdown"] == "```\nx"
 
 
@@ -67,10 +68,11 @@ def test_live_redraws_wait_for_the_interval_and_the_end_draws_everything():
     assert publisher.updates() == []
     clock.now += 0.3
     view.add("d")
-    assert [u.data["text/plain"] for u in publisher.updates()] == ["abcd"]
+    assert [u.data["text/markdown"] for u in publisher.updates()] == ["abcd"]
     view.add("e")
     view.finish()
-    assert [u.data["text/plain"] for u in publisher.updates()] == ["abcd", "abcde"]
+    assert [u.data["text/markdown"] for u in publisher.updates()] == ["abcd", "abcde"]
+    assert publisher.updates()[-1].data["text/plain"] == "abcde"
     assert {r.display_id for r in publisher.records} == {view.display_id}
     assert publisher.records[0].data["text/plain"] == "…"
 
