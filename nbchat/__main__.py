@@ -105,10 +105,13 @@ def _demo(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "jupyter", "lab", "--notebook-dir", str(folder)]
     if args.no_browser:
         command.append("--no-browser")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers often run as root
     if args.port:
         command += ["--port", str(args.port)]
     command.append("quickstart.ipynb")
     print(f"nbchat: opening {folder / 'quickstart.ipynb'} in JupyterLab", file=sys.stderr)
+    os.chdir(folder)  # JupyterLab resolves the notebook's path from the working directory
     os.execv(sys.executable, command)
     return 0  # not reached
 
