@@ -70,7 +70,8 @@ class Reply:
     server closes the connection) or ``length`` (a Content-Length, all chunks still
     written one by one). ``drop`` cuts the connection after the chunks without ending
     the body properly (a server that died). ``delay_s`` waits before the status line
-    (a slow first byte).
+    (a slow first byte). ``hang_up`` closes the connection before any byte of an
+    answer, as a server does to a kept-alive connection it has just timed out.
     """
 
     status: int = 200
@@ -79,6 +80,7 @@ class Reply:
     framing: str = "chunked"
     drop: bool = False
     delay_s: float = 0.0
+    hang_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -347,6 +349,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply) -> None:
         scripted = self.server.scripted
         if reply.delay_s and scripted._pause(reply.delay_s):
+            return
+        if reply.hang_up:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             return
         self.send_response(reply.status)
         for name, value in reply.headers.items():

@@ -211,25 +211,46 @@ class OpenAICompatBackend:
         url = self._url(path)
         client = self._http()
         try:
-            if timeout is None:
-                return client.request(method, url, json=json_body, headers=self._headers())
-            return client.request(
-                method, url, json=json_body, headers=self._headers(), timeout=timeout
+            request = client.build_request(
+                method, url, json=json_body, headers=self._headers(),
+                **({"timeout": timeout} if timeout is not None else {}),
             )
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise self._unreachable(exc, url) from exc
-        except httpx.TimeoutException as exc:
-            raise BackendError(
-                f"{self.server_label} did not answer {method} {path} in time. Try again.",
-                "timeout",
-            ) from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise self._bad_url() from exc
-        except httpx.TransportError as exc:
-            raise BackendUnreachable(
-                f"{self.server_label} closed the connection without answering "
-                f"{method} {path}. Check that the server is running."
-            ) from exc
+        return self._send(
+            request,
+            stream=False,
+            late=f"{self.server_label} did not answer {method} {path} in time. Try again.",
+            dropped=f"{self.server_label} closed the connection without answering "
+            f"{method} {path}. Check that the server is running.",
+        )
+
+    def _send(self, request: "httpx.Request", *, stream: bool, late: str, dropped: str) -> "httpx.Response":
+        """Send ``request``; connection problems become our errors, named for the user.
+
+        A connection the server closed while it sat idle in the pool fails before any
+        byte of an answer: the request is sent once more, on a new connection.
+        """
+        import httpx
+
+        client = self._http()
+        for attempt in (1, 2):
+            try:
+                return client.send(request, stream=stream)
+            except httpx.RemoteProtocolError as exc:
+                if attempt == 1:
+                    logger.debug("connection dropped before an answer; sending again")
+                    continue
+                raise BackendUnreachable(dropped) from exc
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                raise self._unreachable(exc, str(request.url)) from exc
+            except httpx.TimeoutException as exc:
+                raise BackendError(late, "timeout") from exc
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+                raise self._bad_url() from exc
+            except httpx.TransportError as exc:
+                raise BackendUnreachable(dropped) from exc
+        raise AssertionError("unreachable")
 
     def _bad_url(self) -> ConfigError:
         return ConfigError(
@@ -289,22 +310,16 @@ class OpenAICompatBackend:
             request = client.build_request(
                 "POST", url, json=body, headers=self._headers(streaming=True)
             )
-            response = client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise self._unreachable(exc, url) from exc
-        except httpx.TimeoutException as exc:
-            raise BackendError(
-                f"{self.server_label} did not start answering within "
-                f"{self.request_timeout:g} s. Try again, or raise c.NbChat.request_timeout.",
-                "timeout",
-            ) from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise self._bad_url() from exc
-        except httpx.TransportError as exc:
-            raise BackendUnreachable(
-                f"{self.server_label} closed the connection without answering. Check that "
-                "the server is running and try again."
-            ) from exc
+        response = self._send(
+            request,
+            stream=True,
+            late=f"{self.server_label} did not start answering within "
+            f"{self.request_timeout:g} s. Try again, or raise c.NbChat.request_timeout.",
+            dropped=f"{self.server_label} closed the connection without answering. Check "
+            "that the server is running and try again.",
+        )
         if response.status_code >= 400:
             try:
                 raw = _read_capped(response, _ERROR_BODY_LIMIT_BYTES)

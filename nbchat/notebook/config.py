@@ -162,6 +162,11 @@ class NbChat(Configurable):
         min=1,
         help="Largest file that may be attached, in bytes.",
     ).tag(config=True)
+    request_timeout = Float(
+        _DEFAULTS.request_timeout,
+        min=1.0,
+        help="Seconds to wait for the server to start answering (and between pieces).",
+    ).tag(config=True)
     stream_update_interval = Float(
         _DEFAULTS.stream_update_interval,
         min=0.0,
@@ -205,6 +210,7 @@ SETTING_TRAITS = (
     "temperature",
     "context_window",
     "max_file_bytes",
+    "request_timeout",
     "stream_update_interval",
 )
 

@@ -54,7 +54,7 @@ EMPTY_DRAFT = "?"  # the token meter's stand-in question while the input box is 
 # A streamed update waits at least ``stream_update_interval``, and then until it carries
 # MIN_DELTA_BYTES of text (about its own envelope, so the bytes sent stay under twice the
 # answer's) or MAX_DELTA_WAIT intervals have passed (so a slow model still flows).
-MIN_DELTA_BYTES = 48
+MIN_DELTA_BYTES = 64
 MAX_DELTA_WAIT = 4
 
 log = logging.getLogger("nbchat.widget")

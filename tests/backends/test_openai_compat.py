@@ -333,3 +333,19 @@ def test_credentials_in_the_base_url_are_not_shown():
             list(backend.stream(QUESTION))
     assert "hunter2" not in str(caught.value)
     assert "127.0.0.1" in str(caught.value)
+
+
+def test_a_connection_closed_before_any_answer_is_tried_once_more(server):
+    # llama-server closes kept-alive connections that sat idle: the next request on one
+    # fails before any byte comes back, and must not reach the user as an error.
+    server.add(Reply(hang_up=True), answer("Still here."))
+    events = run(backend_for(server))
+    assert text_of(events) == "Still here."
+    assert len(server.chat_requests) == 2
+
+
+def test_a_server_that_keeps_hanging_up_is_reported_as_unreachable(server):
+    server.add(Reply(hang_up=True), Reply(hang_up=True))
+    with pytest.raises(BackendUnreachable, match="closed the connection without answering"):
+        run(backend_for(server))
+    assert len(server.chat_requests) == 2
