@@ -55,7 +55,7 @@ EMPTY_DRAFT = "?"  # the token meter's stand-in question while the input box is 
 # MIN_DELTA_BYTES of text (about its own envelope, so the bytes sent stay under twice the
 # answer's) or MAX_DELTA_WAIT intervals have passed (so a slow model still flows).
 MIN_DELTA_BYTES = 64
-MAX_DELTA_WAIT = 4
+MAX_DELTA_WAIT = 6
 
 log = logging.getLogger("nbchat.widget")
 
