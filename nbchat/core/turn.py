@@ -343,7 +343,7 @@ def prepare_turn(
         system_tokens=system_tokens,
         history_tokens=history_tokens + carried_tokens,
         history_turns=len(turns),
-        earlier_files=tuple(_earlier_parts(store, session, no_history, compaction)),
+        earlier_files=tuple(_earlier_parts(store, session, no_history)),
         attachments=tuple(part for _, part in parts),
         recall_tokens=recall_tokens,
         question_tokens=question_tokens,
@@ -592,9 +592,8 @@ def _in_context_shas(store: Store, session: Session) -> set[str]:
     }
 
 
-def _earlier_parts(
-    store: Store, session: Session | None, no_history: bool, compaction: tuple[int, str] | None
-) -> list[PartTokens]:
+def _earlier_parts(store: Store, session: Session | None, no_history: bool) -> list[PartTokens]:
+    """Files attached on earlier turns of this session, for the report."""
     if session is None or no_history:
         return []
     parts: list[PartTokens] = []
