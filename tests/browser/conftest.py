@@ -1,10 +1,10 @@
-"""The browser tier: Debian's chromium driven by Playwright, and JupyterLab on a temp dir.
+"""The browser tier: Debian's chromium driven by Playwright, and Jupyter on a temp dir.
 
 Playwright's own browser download is not used: the set-up installs Debian's
 ``chromium`` package with apt-get when it is missing (as root) and launches it by
-path. ``jupyter_lab`` starts a real JupyterLab server whose kernels talk to the
-session's real llama-server (``llama_url``) and keep their conversations in a
-database of their own.
+path. ``jupyter_lab`` and ``jupyter_notebook`` start a real JupyterLab 4 or Notebook 7
+server whose kernels talk to the session's real llama-server (``llama_url``) and keep
+their conversations in a database of their own.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,10 +47,18 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@dataclass(frozen=True)
-class JupyterLab:
-    """A running JupyterLab: ``url`` has no trailing slash; ``root`` holds the notebooks."""
+# The front ends: the ``jupyter`` subcommand, and where each opens a notebook.
+NOTEBOOK_PATHS = {"lab": "lab/tree", "notebook": "notebooks"}
 
+
+@dataclass(frozen=True)
+class JupyterServer:
+    """A running JupyterLab (``app="lab"``) or Notebook 7 (``app="notebook"``).
+
+    ``url`` has no trailing slash; ``root`` holds the notebooks.
+    """
+
+    app: str
     url: str
     token: str
     root: Path
@@ -57,10 +66,10 @@ class JupyterLab:
     log_path: Path
 
     def notebook_url(self, name: str) -> str:
-        return f"{self.url}/lab/tree/{name}?token={self.token}"
+        return f"{self.url}/{NOTEBOOK_PATHS[self.app]}/{name}?token={self.token}"
 
     def write_notebook(self, name: str, cells: list[str]) -> Path:
-        """A notebook of code cells, as JupyterLab would save it."""
+        """A notebook of code cells, as Jupyter would save it."""
         notebook = {
             "cells": [
                 {"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {},
@@ -80,6 +89,7 @@ class JupyterLab:
 
 
 # No news prompt, and no kernel chooser: the notebook's own kernel starts by itself.
+# Notebook 7 is built from the same extensions and reads the same settings.
 LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false"},
     "@jupyterlab/notebook-extension/tracker": {"autoStartDefaultKernel": True},
@@ -96,31 +106,32 @@ def _write_lab_settings(settings_dir: Path) -> None:
 def _wait_for_server(
     url: str, token: str, process: subprocess.Popen[bytes], log_path: Path
 ) -> None:
+    """Poll the REST API until the server answers; fail with its log if it does not."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"JupyterLab exited early:\n{_tail(log_path)}")
+            pytest.fail(f"Jupyter exited early:\n{_tail(log_path)}")
         try:
             with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.25)
-    pytest.fail(f"JupyterLab did not start within 60 s:\n{_tail(log_path)}")
+    pytest.fail(f"Jupyter did not start within 60 s:\n{_tail(log_path)}")
 
 
 def _tail(log_path: Path) -> str:
     return log_path.read_text(errors="replace")[-3000:]
 
 
-@pytest.fixture(scope="session")
-def jupyter_lab(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
-    base = tmp_path_factory.mktemp("jupyterlab")
+@contextmanager
+def _running_jupyter(app: str, llama_url: str, base: Path) -> Iterator[JupyterServer]:
+    """Start ``jupyter <app>`` on a free port under ``base``; stop its process group after."""
     root = base / "notebooks"
     root.mkdir()
     port = _free_port()
     token = secrets.token_hex(16)
-    log_path = base / "jupyterlab.log"
+    log_path = base / f"jupyter-{app}.log"
     db_path = base / "nbchat.sqlite"
     env = {
         **os.environ,
@@ -136,11 +147,14 @@ def jupyter_lab(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env.pop("NBCHAT_MODEL", None)
     _write_lab_settings(base / "settings")
     command = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+        sys.executable, "-m", "jupyter", app, "--no-browser", f"--port={port}",
         "--ip=127.0.0.1", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
+    if app == "lab":
+        command += [
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
     if os.geteuid() == 0:
         command.append("--allow-root")  # containers and CI often run as root
     with open(log_path, "wb") as log:
@@ -150,7 +164,7 @@ def jupyter_lab(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_for_server(url, token, process, log_path)
-        yield JupyterLab(url, token, root, db_path, log_path)
+        yield JupyterServer(app, url, token, root, db_path, log_path)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -159,3 +173,19 @@ def jupyter_lab(llama_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def jupyter_lab(
+    llama_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JupyterServer]:
+    with _running_jupyter("lab", llama_url, tmp_path_factory.mktemp("jupyterlab")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def jupyter_notebook(
+    llama_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JupyterServer]:
+    with _running_jupyter("notebook", llama_url, tmp_path_factory.mktemp("notebook7")) as server:
+        yield server
