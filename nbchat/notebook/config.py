@@ -162,6 +162,11 @@ class NbChat(Configurable):
         min=1,
         help="Largest file that may be attached, in bytes.",
     ).tag(config=True)
+    max_inflated_bytes = Int(
+        _DEFAULTS.max_inflated_bytes,
+        min=1,
+        help="Largest size an Office file (DOCX, XLSX, PPTX) may expand to when unpacked.",
+    ).tag(config=True)
     request_timeout = Float(
         _DEFAULTS.request_timeout,
         min=1.0,
@@ -210,6 +215,7 @@ SETTING_TRAITS = (
     "temperature",
     "context_window",
     "max_file_bytes",
+    "max_inflated_bytes",
     "request_timeout",
     "stream_update_interval",
 )

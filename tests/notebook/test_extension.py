@@ -149,3 +149,21 @@ print(json.dumps({{
     assert report["magic"] is True
     assert report["added_heavy"] == []
     assert report["seconds"] < 2.0
+
+
+def test_every_setting_an_error_message_names_is_a_configurable_trait():
+    # Messages tell users to raise c.NbChat.<name>: each such name must exist.
+    import pathlib
+    import re
+
+    from nbchat.notebook.config import NbChat
+
+    package = pathlib.Path(__file__).resolve().parents[2] / "nbchat"
+    named = {
+        match
+        for path in package.rglob("*.py")
+        for match in re.findall(r"c\.NbChat\.(\w+)", path.read_text(encoding="utf-8"))
+    }
+    assert named, "no message names a setting"
+    configurable = set(NbChat.class_trait_names(config=True))
+    assert named <= configurable, named - configurable
