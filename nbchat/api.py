@@ -321,8 +321,6 @@ def _settings_for(
     settings = client.settings.replace(
         backend=backend, model=model, max_tokens=max_tokens, temperature=temperature, **overrides
     )
-    if settings.backend not in BACKENDS:
-        raise ConfigError(f"Unknown backend {settings.backend!r}: use one of {', '.join(BACKENDS)}.")
     if backend == "openrouter" and model is None and not os.environ.get("NBCHAT_MODEL"):
         settings = settings.replace(model="openrouter/auto")
     return settings
@@ -370,8 +368,8 @@ def iter_chat(
     **overrides: Any,
 ) -> Iterator[str]:
     """Yield the answer's text as it streams; the stored result is :func:`last_result`."""
-    for event in _events(prompt, files, session, backend, model, max_tokens, temperature, new,
-                         no_history, overrides, recall):
+    settings = _settings_for(default_client(), backend, model, max_tokens, temperature, overrides)
+    for event in _events(prompt, files, session, settings, new, no_history, recall):
         if isinstance(event, TextDelta):
             yield event.text
 
@@ -395,8 +393,8 @@ def chat(
     ``recall=True`` makes the memory search past messages whatever the prompt says.
     """
     result: TurnResult | None = None
-    for event in _events(prompt, files, session, backend, model, max_tokens, temperature, new,
-                         no_history, overrides, recall):
+    settings = _settings_for(default_client(), backend, model, max_tokens, temperature, overrides)
+    for event in _events(prompt, files, session, settings, new, no_history, recall):
         if isinstance(event, TurnResult):
             result = event
     assert result is not None
@@ -415,17 +413,12 @@ def _events(
     prompt: str,
     files: Iterable[FileLike] | None,
     session: str | None,
-    backend: str | None,
-    model: str | None,
-    max_tokens: int | None,
-    temperature: float | None,
+    settings: Settings,
     new: bool,
     no_history: bool,
-    overrides: dict[str, Any],
-    recall: bool = False,
+    recall: bool,
 ) -> Iterator[TurnEvent]:
     client = default_client()
-    settings = _settings_for(client, backend, model, max_tokens, temperature, overrides)
     prepared = client.prepare(
         prompt, files, session=session, new=new, no_history=no_history, settings=settings,
         recall=recall,
@@ -434,5 +427,3 @@ def _events(
         if isinstance(event, TurnResult):
             _LAST["result"] = event
         yield event
-
-

@@ -346,16 +346,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.scripted._record_disconnect()
             return False
 
+    def _cut_connection(self) -> None:
+        """Close the connection as a dying server would, without finishing the reply."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def _send(self, reply: Reply) -> None:
         scripted = self.server.scripted
         if reply.delay_s and scripted._pause(reply.delay_s):
             return
         if reply.hang_up:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._cut_connection()
             return
         self.send_response(reply.status)
         for name, value in reply.headers.items():
@@ -388,11 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._write(data):
                 return
         if reply.drop:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._cut_connection()
             return
         if reply.framing == "chunked" and not self._write(b"0\r\n\r\n"):
             return

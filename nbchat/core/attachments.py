@@ -158,12 +158,12 @@ class Resolver:
 
         absolute, size_bytes, mtime_ns = stat_key(spec.name)
         sha = self._known_sha(absolute, size_bytes, mtime_ns)
-        cached = self._cached_extract(sha) if sha else None
+        cached = self.cached_extract(sha) if sha else None
         if sha is None or cached is None:
             data = read_path(spec.name, max_file_bytes=self.max_file_bytes)
             sha = _sha(data)
             self._path_hashes.append((absolute, size_bytes, mtime_ns, sha))
-            cached = self._cached_extract(sha) or self._extract(data, spec.name, sha)
+            cached = self.cached_extract(sha) or self._extract(data, spec.name, sha)
         kind, text, notes = cached
         return Resolved(spec, Path(spec.name).name, absolute, sha, text, kind, notes)
 
@@ -175,7 +175,7 @@ class Resolver:
                 "is not in the file store.",
                 "List stored files with `%chat stored`, or add it with `%chat store PATH`.",
             )
-        cached = self._cached_extract(found.sha256)
+        cached = self.cached_extract(found.sha256)
         if cached is None:
             assert self.store is not None
             cached = self._extract(self.store.file_bytes(found.id), found.name, found.sha256)
@@ -193,7 +193,7 @@ class Resolver:
             return self.store.cached_path_hash(absolute, size_bytes, mtime_ns)
         return None
 
-    def _cached_extract(self, sha: str) -> tuple[str, str, tuple[str, ...]] | None:
+    def cached_extract(self, sha: str) -> tuple[str, str, tuple[str, ...]] | None:
         from nbchat.core.extract import EXTRACTOR_VERSION
 
         if sha in self._extracts:
@@ -243,13 +243,19 @@ class Resolver:
 _MEMORY_PATHS: dict[tuple[str, int, int], str] = {}
 _MEMORY_EXTRACTS: dict[str, tuple[str, str, tuple[str, ...]]] = {}
 _MEMORY_LIMIT_CHARS = 64 * 1024 * 1024
+_memory_chars = 0
 
 
 def _remember_extract(sha: str, entry: tuple[str, str, tuple[str, ...]]) -> None:
-    _MEMORY_EXTRACTS.pop(sha, None)
+    """Keep ``entry`` as the newest; forget the oldest ones past the limit."""
+    global _memory_chars
+    old = _MEMORY_EXTRACTS.pop(sha, None)
+    if old is not None:
+        _memory_chars -= len(old[1])
     _MEMORY_EXTRACTS[sha] = entry
-    while sum(len(e[1]) for e in _MEMORY_EXTRACTS.values()) > _MEMORY_LIMIT_CHARS:
-        _MEMORY_EXTRACTS.pop(next(iter(_MEMORY_EXTRACTS)))
+    _memory_chars += len(entry[1])
+    while _memory_chars > _MEMORY_LIMIT_CHARS and len(_MEMORY_EXTRACTS) > 1:
+        _memory_chars -= len(_MEMORY_EXTRACTS.pop(next(iter(_MEMORY_EXTRACTS)))[1])
 
 
 def _sha(data: bytes) -> str:

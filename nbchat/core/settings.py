@@ -21,6 +21,18 @@ DEFAULT_LLAMA_URL = "http://127.0.0.1:8080"
 DEFAULT_OPENROUTER_URL = "https://openrouter.ai/api/v1"
 
 
+# Settings read from the environment, by field name.
+ENV_VARIABLES = {
+    "backend": "NBCHAT_BACKEND",
+    "model": "NBCHAT_MODEL",
+    "base_url": "NBCHAT_BASE_URL",
+    "openrouter_url": "NBCHAT_OPENROUTER_URL",
+    "openai_api_key": "NBCHAT_OPENAI_API_KEY",
+    "embedding_url": "NBCHAT_EMBEDDING_URL",
+    "db_path": "NBCHAT_DB",
+}
+
+
 def default_db_path() -> Path:
     """``NBCHAT_DB`` if set, else ``nbchat.sqlite`` in the platform's user data dir."""
     env = os.environ.get("NBCHAT_DB")
@@ -59,21 +71,13 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
         """Defaults, then ``NBCHAT_*`` environment variables, then ``overrides``."""
-        env: dict[str, Any] = {}
-        if os.environ.get("NBCHAT_BACKEND"):
-            env["backend"] = os.environ["NBCHAT_BACKEND"]
-        if os.environ.get("NBCHAT_MODEL"):
-            env["model"] = os.environ["NBCHAT_MODEL"]
-        if os.environ.get("NBCHAT_BASE_URL"):
-            env["base_url"] = os.environ["NBCHAT_BASE_URL"]
-        if os.environ.get("NBCHAT_OPENROUTER_URL"):
-            env["openrouter_url"] = os.environ["NBCHAT_OPENROUTER_URL"]
-        if os.environ.get("NBCHAT_OPENAI_API_KEY"):
-            env["openai_api_key"] = os.environ["NBCHAT_OPENAI_API_KEY"]
-        if os.environ.get("NBCHAT_EMBEDDING_URL"):
-            env["embedding_url"] = os.environ["NBCHAT_EMBEDDING_URL"]
-        if os.environ.get("NBCHAT_DB"):
-            env["db_path"] = Path(os.environ["NBCHAT_DB"]).expanduser()
+        env: dict[str, Any] = {
+            name: os.environ[variable]
+            for name, variable in ENV_VARIABLES.items()
+            if os.environ.get(variable)
+        }
+        if "db_path" in env:
+            env["db_path"] = Path(env["db_path"]).expanduser()
         env.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**env)
 

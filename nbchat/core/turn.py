@@ -36,7 +36,7 @@ from nbchat.core.layout import (
 )
 from nbchat.core.references import find_references
 from nbchat.core.settings import Settings
-from nbchat.core.store import Session, Store, StoredMessage
+from nbchat.core.store import AttachmentRecord, Session, Store, StoredMessage
 from nbchat.core.tokens import CachedCounter
 
 __all__ = [
@@ -253,8 +253,14 @@ def prepare_turn(
     resolved = resolver.resolve_all(all_specs)
     files, inline_resolved = resolved[: len(specs)], resolved[len(specs):]
 
+    # This session's attachment records, read once: for repeats, the report, compaction.
+    records = (
+        store.attachments(session.id, include_forgotten=True)
+        if session is not None and not no_history
+        else []
+    )
     # Files already in this conversation's context are not sent twice.
-    in_context = _in_context_shas(store, session) if session is not None and not no_history else set()
+    in_context = _in_context_shas(records, session) if session is not None else set()
     fresh: list[Resolved] = []
     repeats: list[Resolved] = []
     seen: set[str] = set()
@@ -325,7 +331,7 @@ def prepare_turn(
             start_seq = kept_turns[0].user.seq if kept_turns else (stored[-1].seq + 1 if stored else 0)
             room = limit - sum(t.tokens for t in kept_turns)
             carried = _carry_files(
-                store, resolver, session, start_seq, min(settings.history_files_budget, room),
+                records, resolver, start_seq, min(settings.history_files_budget, room),
                 counter, notices,
             )
             turns = kept_turns
@@ -343,7 +349,7 @@ def prepare_turn(
         system_tokens=system_tokens,
         history_tokens=history_tokens + carried_tokens,
         history_turns=len(turns),
-        earlier_files=tuple(_earlier_parts(store, session, no_history)),
+        earlier_files=tuple(_earlier_parts(records)),
         attachments=tuple(part for _, part in parts),
         recall_tokens=recall_tokens,
         question_tokens=question_tokens,
@@ -581,53 +587,49 @@ def _inline_blocks(
     return text
 
 
-def _in_context_shas(store: Store, session: Session) -> set[str]:
+def _in_context_shas(records: Sequence[AttachmentRecord], session: Session) -> set[str]:
     """Content already in this session's prompt: kept turns' files and carried files."""
     return {
         record.sha256
-        for record in store.attachments(session.id, include_forgotten=True)
+        for record in records
         if record.kept_tokens
         and record.kept_tokens >= (record.total_tokens or 0)
         and (record.message_seq or 0) >= session.history_start_seq
     }
 
 
-def _earlier_parts(store: Store, session: Session | None, no_history: bool) -> list[PartTokens]:
+def _earlier_parts(records: Sequence[AttachmentRecord]) -> list[PartTokens]:
     """Files attached on earlier turns of this session, for the report."""
-    if session is None or no_history:
-        return []
-    parts: list[PartTokens] = []
-    for record in store.attachments(session.id):
-        parts.append(
-            PartTokens(
-                record.name, record.kind, record.kept_tokens or 0, record.total_tokens or 0,
-                f"turn {(record.message_seq or 0) // 2 + 1}",
-            )
+    return [
+        PartTokens(
+            record.name, record.kind, record.kept_tokens or 0, record.total_tokens or 0,
+            f"turn {(record.message_seq or 0) // 2 + 1}",
         )
-    return parts
+        for record in records
+        if not record.forgotten
+    ]
 
 
 def _carry_files(
-    store: Store,
+    records: Sequence[AttachmentRecord],
     resolver: Resolver,
-    session: Session,
     start_seq: int,
     budget_tokens: int,
     counter: CachedCounter,
     notices: list[str],
 ) -> str:
     """The "files shared earlier" block for the turns a compaction drops."""
-    records = [
-        r for r in store.attachments(session.id)
-        if r.message_seq is not None and r.message_seq < start_seq
+    dropped = [
+        r for r in records
+        if not r.forgotten and r.message_seq is not None and r.message_seq < start_seq
     ]
     items: list[Resolved] = []
     seen: set[str] = set()
-    for record in records:
+    for record in dropped:
         if record.sha256 in seen:
             continue
         seen.add(record.sha256)
-        cached = resolver._cached_extract(record.sha256)
+        cached = resolver.cached_extract(record.sha256)
         if cached is not None:
             kind, text, notes = cached
             items.append(
