@@ -7,15 +7,15 @@ the current session. The module functions :func:`chat`, :func:`iter_chat` and
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from nbchat.core.attachments import AttachmentSpec, FileLike, as_specs
 from nbchat.core.errors import ConfigError
 from nbchat.core.events import Backend, TextDelta
-from nbchat.core.settings import BACKENDS, Settings
+from nbchat.core.settings import BACKENDS, Settings, check_turn_settings
 from nbchat.core.store import Session, Store
 from nbchat.core.tokens import CachedCounter, EstimateCounter
 from nbchat.core.turn import (
@@ -71,7 +71,8 @@ class ChatClient:
             from nbchat.engine import engine_url
 
             settings = settings.replace(base_url=engine_url("chat"))
-        key = (settings.backend, settings.resolved_base_url, _key_id(_keys_for(settings)))
+        # The model is not part of the key: each turn sends its own settings' model.
+        key = (settings.backend, settings.resolved_base_url, _key_id(settings.backend_key))
         with self._lock:
             if key not in self._backends:
                 from nbchat.backends.registry import get_backend
@@ -131,6 +132,13 @@ class ChatClient:
             raise ConfigError("There is no session to fork yet: chat first.")
         messages = self.store.messages(source.id)
         if upto_turn is not None:
+            turns = len({m.seq // 2 for m in messages})
+            if not 1 <= upto_turn <= turns:
+                counted = f"{turns} turn" if turns == 1 else f"{turns} turns"
+                raise ConfigError(
+                    f"Session {source.id} has {counted}, so there is no turn {upto_turn} to "
+                    f"fork at: give a turn from 1 to {turns}, or none to fork it all."
+                )
             messages = [m for m in messages if m.seq < 2 * upto_turn]
         attachments = self.store.attachments(source.id)
         with self.store.transaction() as db:
@@ -190,6 +198,13 @@ class ChatClient:
         """
         settings = settings or self.settings
         store = self.store
+        if settings.resolved_db_path != store.path:
+            raise ConfigError(
+                f"This client works on the database {store.path}, not "
+                f"{settings.resolved_db_path}: use a ChatClient whose settings name it "
+                "(nbchat.chat(db_path=...) does this for you)."
+            )
+        check_turn_settings(settings)
         specs: Sequence[AttachmentSpec] = as_specs(files, store)
         current: Session | None
         new_spec: NewSession | None = None
@@ -277,18 +292,9 @@ class ChatClient:
 
 def _window(backend: Backend, settings: Settings) -> int | None:
     try:
-        return backend.context_window(settings.model)
+        return backend.context_window(settings.resolved_model)
     except Exception:  # noqa: BLE001 - a window we cannot learn falls back to the default
         return None
-
-
-def _keys_for(settings: Settings) -> str | None:
-    """The keys a backend would be built with: a changed key needs a new backend."""
-    if settings.backend == "openrouter":
-        return f"{os.environ.get('OPENROUTER_API_KEY', '')}|{settings.api_key or ''}"
-    if settings.backend == "openai":
-        return settings.openai_api_key
-    return None
 
 
 def _key_id(api_key: str | None) -> str | None:
@@ -300,30 +306,48 @@ def _key_id(api_key: str | None) -> str | None:
 
 
 _DEFAULT: ChatClient | None = None
+# Clients of the databases named by a call's ``db_path``, one per file: each keeps its
+# own current session, memory and store.
+_BY_DATABASE: dict[Path, ChatClient] = {}
 
 
 def default_client() -> ChatClient:
-    """The process's client for the module-level functions."""
+    """The process's client for the module-level functions.
+
+    Its settings are read from the environment afresh on every call, as the magics
+    read ``NbChat`` on every cell: a variable set in the kernel applies to the next call.
+    """
     global _DEFAULT
+    settings = Settings.from_env()
     if _DEFAULT is None:
-        _DEFAULT = ChatClient(Settings.from_env())
+        _DEFAULT = ChatClient(settings)
+    else:
+        _DEFAULT.settings = settings
     return _DEFAULT
 
 
-def _settings_for(
-    client: ChatClient,
+def _call(
     backend: str | None,
     model: str | None,
     max_tokens: int | None,
     temperature: float | None,
     overrides: dict[str, Any],
-) -> Settings:
+) -> tuple[ChatClient, Settings]:
+    """The client and settings of one module-level call: its keywords win over all.
+
+    A ``db_path`` keyword picks the client of that database, so the turn is read from
+    and stored in it, and a later call naming it continues its conversation.
+    """
+    client = default_client()
     settings = client.settings.replace(
         backend=backend, model=model, max_tokens=max_tokens, temperature=temperature, **overrides
     )
-    if backend == "openrouter" and model is None and not os.environ.get("NBCHAT_MODEL"):
-        settings = settings.replace(model="openrouter/auto")
-    return settings
+    path = settings.resolved_db_path
+    if path != client.settings.resolved_db_path:
+        base = client.settings.replace(db_path=path)
+        client = _BY_DATABASE.setdefault(path, ChatClient(base))
+        client.settings = base
+    return client, settings
 
 
 def dry_run(
@@ -343,8 +367,7 @@ def dry_run(
 
     ``recall=True`` makes the memory search past messages whatever the prompt says.
     """
-    client = default_client()
-    settings = _settings_for(client, backend, model, max_tokens, None, overrides)
+    client, settings = _call(backend, model, max_tokens, None, overrides)
     prepared = client.prepare(
         prompt, files, session=session, new=new, no_history=no_history, settings=settings,
         recall=recall,
@@ -368,8 +391,8 @@ def iter_chat(
     **overrides: Any,
 ) -> Iterator[str]:
     """Yield the answer's text as it streams; the stored result is :func:`last_result`."""
-    settings = _settings_for(default_client(), backend, model, max_tokens, temperature, overrides)
-    for event in _events(prompt, files, session, settings, new, no_history, recall):
+    call = _call(backend, model, max_tokens, temperature, overrides)
+    for event in _events(call, prompt, files, session, new, no_history, recall):
         if isinstance(event, TextDelta):
             yield event.text
 
@@ -393,8 +416,8 @@ def chat(
     ``recall=True`` makes the memory search past messages whatever the prompt says.
     """
     result: TurnResult | None = None
-    settings = _settings_for(default_client(), backend, model, max_tokens, temperature, overrides)
-    for event in _events(prompt, files, session, settings, new, no_history, recall):
+    call = _call(backend, model, max_tokens, temperature, overrides)
+    for event in _events(call, prompt, files, session, new, no_history, recall):
         if isinstance(event, TurnResult):
             result = event
     assert result is not None
@@ -410,15 +433,15 @@ def last_result() -> TurnResult | None:
 
 
 def _events(
+    call: tuple[ChatClient, Settings],
     prompt: str,
     files: Iterable[FileLike] | None,
     session: str | None,
-    settings: Settings,
     new: bool,
     no_history: bool,
     recall: bool,
 ) -> Iterator[TurnEvent]:
-    client = default_client()
+    client, settings = call
     prepared = client.prepare(
         prompt, files, session=session, new=new, no_history=no_history, settings=settings,
         recall=recall,

@@ -20,6 +20,7 @@ from typing import Any
 
 from nbchat.core.errors import BackendError, redact
 from nbchat.core.events import StreamError
+from nbchat.core.settings import BACKEND_INFO
 
 __all__ = [
     "ErrorContext",
@@ -290,12 +291,7 @@ def _describe(
         other = ", or pick another model." if openrouter else "."
         return f"{server} is limiting the request rate for {model}{http}{quoted}. {wait}{other}"
     if kind == "auth":
-        fix = (
-            "Check OPENROUTER_API_KEY or c.NbChat.api_key."
-            if openrouter
-            else "Check c.NbChat.api_key (and the key the server expects)."
-        )
-        return f"{server} rejected the API key{http}{quoted}. {fix}"
+        return f"{server} rejected the API key{http}{quoted}. {_key_fix(context.backend)}"
     if kind == "model":
         where = (
             "the list is at https://openrouter.ai/models"
@@ -328,6 +324,21 @@ def _describe(
             "(c.NbChat.base_url or NBCHAT_BASE_URL)."
         )
     return f"{server} answered HTTP {status}{quoted}."
+
+
+def _key_fix(backend: str) -> str:
+    """Where to set the key of ``backend``, from the one table that describes backends."""
+    info = BACKEND_INFO.get(backend)
+    if info is not None and info.key_setting:
+        return f"Check {info.key_hint} (and the key the server expects)."
+    keyed = [i for i in BACKEND_INFO.values() if i.key_setting and i.url_setting == "base_url"]
+    if info is None or not keyed:
+        return "Check the key the server expects."
+    other = keyed[0]
+    return (
+        f"The {backend} backend sends no key: for a server that wants one, use the "
+        f"'{other.name}' backend (--backend {other.name}) with {other.key_hint}."
+    )
 
 
 def classify_error(

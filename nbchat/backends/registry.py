@@ -12,42 +12,34 @@ __all__ = ["get_backend"]
 def get_backend(settings: Settings, *, api_key: str | None = None) -> Backend:
     """A backend for ``settings.backend`` (``llama``, ``openrouter`` or ``openai``).
 
-    ``api_key`` is an OpenRouter key given with the call; it wins over the environment,
-    which wins over ``settings.api_key`` (the configuration). Only OpenRouter gets that
-    key; an OpenAI-compatible server gets ``settings.openai_api_key``. Raises :class:`ConfigError` for an
-    unknown backend or, for OpenRouter, when there is no key at all.
+    Each backend gets only its own key (:attr:`Settings.backend_key`: the call's, else
+    the environment's, else the configuration's); ``api_key`` is a key given with this
+    call and wins over it. A local llama-server gets no key at all. The model is not
+    part of a backend: every turn sends the one its settings name. Raises
+    :class:`ConfigError` for an unknown backend or, for OpenRouter, when there is no
+    key at all.
     """
-    timeouts = {
-        "connect_timeout": settings.connect_timeout,
-        "request_timeout": settings.request_timeout,
-    }
+    connect, request = settings.connect_timeout, settings.request_timeout
+    key = api_key or settings.backend_key
     if settings.backend == "llama":
         from nbchat.backends.llama import LlamaServerBackend
 
+        # An OpenRouter key must never reach a local server.
         return LlamaServerBackend(
-            settings.resolved_base_url,
-            None,  # an OpenRouter key must never reach a local server
-            settings.model,
-            **timeouts,
+            settings.resolved_base_url, None, connect_timeout=connect, request_timeout=request
         )
     if settings.backend == "openrouter":
         from nbchat.backends.openrouter import OpenRouterBackend
 
         return OpenRouterBackend(
-            api_key,
-            config_api_key=settings.api_key,
-            base_url=settings.resolved_base_url,
-            default_model=settings.model,
-            **timeouts,
+            key, base_url=settings.resolved_base_url, connect_timeout=connect,
+            request_timeout=request,
         )
     if settings.backend == "openai":
         from nbchat.backends.openai_compat import OpenAICompatBackend
 
         return OpenAICompatBackend(
-            settings.resolved_base_url,
-            settings.openai_api_key,
-            settings.model,
-            **timeouts,
+            settings.resolved_base_url, key, connect_timeout=connect, request_timeout=request
         )
     accepted = ", ".join(repr(name) for name in BACKENDS)
     raise ConfigError(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Union
 
 from nbchat.core.errors import AttachmentError, AttachmentsError
-from nbchat.core.store import Store
+from nbchat.core.store import Store, StoredFile
 
 __all__ = [
     "AttachmentSpec",
@@ -27,6 +27,7 @@ __all__ = [
     "Resolver",
     "as_specs",
     "path_spec",
+    "store_file",
     "stored_spec",
     "text_spec",
 ]
@@ -72,7 +73,9 @@ def as_specs(files: Iterable[FileLike] | None, store: Store | None) -> list[Atta
     """Turn what a user passed as ``files`` into specs.
 
     A string that is a path on disk is a path; otherwise a stored file's name or id
-    when one exists; otherwise it stays a path, whose resolution reports it missing.
+    when one exists; otherwise a pattern (``reports/*.pdf``) stands for the files it
+    matches, sorted; otherwise it stays a path, whose resolution reports it missing
+    (or, for a pattern, that it matches no file).
     """
     specs: list[AttachmentSpec] = []
     for item in files or ():
@@ -85,7 +88,7 @@ def as_specs(files: Iterable[FileLike] | None, store: Store | None) -> list[Atta
             elif store is not None and store.get_file(text) is not None:
                 specs.append(stored_spec(text))
             else:
-                specs.append(path_spec(text))
+                specs += [path_spec(path) for path in matching_files(text)] or [path_spec(text)]
         else:
             raise AttachmentError(
                 repr(item)[:80],
@@ -94,6 +97,54 @@ def as_specs(files: Iterable[FileLike] | None, store: Store | None) -> list[Atta
                 "for DataFrames and variables.",
             )
     return specs
+
+
+def is_pattern(text: str) -> bool:
+    """Whether ``text`` holds a glob wildcard (``*``, ``?`` or ``[...]``)."""
+    return any(mark in text for mark in "*?[")
+
+
+def matching_files(pattern: str) -> list[str]:
+    """The regular files a glob ``pattern`` matches (``**`` spans folders), sorted;
+    [] for a pattern that matches none and for a text that is no pattern."""
+    import glob
+
+    if not is_pattern(pattern):
+        return []
+    found = glob.glob(os.path.expanduser(pattern), recursive=True)
+    return sorted(path for path in found if os.path.isfile(path))
+
+
+def store_file(
+    store: Store,
+    name: str,
+    data: bytes,
+    *,
+    max_file_bytes: int,
+    max_inflated_bytes: int,
+    mime: str | None = None,
+) -> StoredFile:
+    """Save ``data`` in the file store as ``name``, if nbchat could attach it.
+
+    The one check that ``%chat store`` and the chat panel's uploads share: the file
+    is within ``max_file_bytes`` and its text can be extracted (so not empty, corrupted,
+    a scanned PDF, a zip bomb...); otherwise the :class:`AttachmentError` says why and
+    nothing is stored. The extracted text is kept in memory for the turn that uses it.
+    """
+    import mimetypes
+
+    from nbchat.core.extract import extract_bytes
+    from nbchat.core.extractors import problems
+
+    if len(data) > max_file_bytes:
+        raise problems.too_large(name, len(data), max_file_bytes)
+    extracted = extract_bytes(data, name, max_inflated_bytes=max_inflated_bytes)
+    sha = _sha(data)
+    _remember_extract(sha, (extracted.kind, extracted.text, tuple(extracted.notes)))
+    guessed = mimetypes.guess_type(name)[0]
+    return store.add_file(
+        name, data, sha256=sha, mime=mime or guessed or "application/octet-stream"
+    )
 
 
 @dataclass(frozen=True)
@@ -156,6 +207,13 @@ class Resolver:
     def _resolve_path(self, spec: AttachmentSpec) -> Resolved:
         from nbchat.core.extract import read_path, stat_key
 
+        if is_pattern(spec.name) and not os.path.lexists(os.path.expanduser(spec.name)):
+            raise AttachmentError(
+                spec.name,
+                "matches no file.",
+                "Check the folder and the pattern (for example 'reports/*.pdf'; "
+                "'**' also looks in subfolders).",
+            )
         absolute, size_bytes, mtime_ns = stat_key(spec.name)
         sha = self._known_sha(absolute, size_bytes, mtime_ns)
         cached = self.cached_extract(sha) if sha else None

@@ -2,7 +2,12 @@
 
 Values come, from weakest to strongest: defaults here, environment variables
 (:func:`Settings.from_env`), the notebook's ``NbChat`` configuration, then per-call or
-per-cell options (:meth:`Settings.replace`).
+per-cell options (:meth:`Settings.replace`). API keys are the exception: a key's
+environment variable wins over the configuration (the environment is where keys
+normally live), and a key given with the call wins over both.
+
+:data:`BACKEND_INFO` describes each backend once (its address setting, key setting and
+variable, default model); messages and defaults elsewhere derive from it.
 """
 
 from __future__ import annotations
@@ -13,13 +18,72 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings", "BACKENDS", "default_db_path", "DEFAULT_OPENROUTER_MODEL"]
+from nbchat.core.errors import ConfigError
 
-BACKENDS = ("llama", "openrouter", "openai")
+__all__ = [
+    "Settings",
+    "BackendInfo",
+    "BACKEND_INFO",
+    "BACKENDS",
+    "ENV_VARIABLES",
+    "KEY_VARIABLES",
+    "default_db_path",
+    "DEFAULT_OPENROUTER_MODEL",
+    "MAX_TEMPERATURE",
+    "check_turn_settings",
+]
+
 DEFAULT_OPENROUTER_MODEL = "openrouter/auto"
 DEFAULT_LLAMA_URL = "http://127.0.0.1:8080"
 DEFAULT_OPENROUTER_URL = "https://openrouter.ai/api/v1"
+MAX_TEMPERATURE = 2.0  # the range OpenAI and OpenRouter accept: 0 to 2
 
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What the rest of nbchat needs to know about one backend, said once.
+
+    ``url_setting`` and ``key_setting`` are names of :class:`Settings` fields (and of
+    ``NbChat`` traits); ``key_variable`` is the environment variable of the key.
+    ``default_model`` is sent when no model is set (None: the server picks).
+    """
+
+    name: str
+    url_setting: str
+    url_variable: str
+    default_url: str
+    key_setting: str | None = None
+    key_variable: str | None = None
+    default_model: str | None = None
+
+    @property
+    def key_hint(self) -> str:
+        """Where a user sets this backend's key, for messages ('' when it takes none)."""
+        if self.key_setting is None:
+            return ""
+        return f"{self.key_variable} or c.NbChat.{self.key_setting}"
+
+
+BACKEND_INFO: dict[str, BackendInfo] = {
+    "llama": BackendInfo("llama", "base_url", "NBCHAT_BASE_URL", DEFAULT_LLAMA_URL),
+    "openrouter": BackendInfo(
+        "openrouter", "openrouter_url", "NBCHAT_OPENROUTER_URL", DEFAULT_OPENROUTER_URL,
+        key_setting="api_key", key_variable="OPENROUTER_API_KEY",
+        default_model=DEFAULT_OPENROUTER_MODEL,
+    ),
+    "openai": BackendInfo(
+        "openai", "base_url", "NBCHAT_BASE_URL", DEFAULT_LLAMA_URL,
+        key_setting="openai_api_key", key_variable="NBCHAT_OPENAI_API_KEY",
+    ),
+}
+BACKENDS = tuple(BACKEND_INFO)
+
+# Each key's environment variable, by field name: it wins over the configuration.
+KEY_VARIABLES = {
+    info.key_setting: info.key_variable
+    for info in BACKEND_INFO.values()
+    if info.key_setting and info.key_variable
+}
 
 # Settings read from the environment, by field name.
 ENV_VARIABLES = {
@@ -27,9 +91,9 @@ ENV_VARIABLES = {
     "model": "NBCHAT_MODEL",
     "base_url": "NBCHAT_BASE_URL",
     "openrouter_url": "NBCHAT_OPENROUTER_URL",
-    "openai_api_key": "NBCHAT_OPENAI_API_KEY",
     "embedding_url": "NBCHAT_EMBEDDING_URL",
     "db_path": "NBCHAT_DB",
+    **KEY_VARIABLES,
 }
 
 
@@ -51,7 +115,8 @@ class Settings:
     model: str | None = None
     base_url: str | None = None  # llama-server or an OpenAI-compatible server
     openrouter_url: str | None = None  # only to point OpenRouter elsewhere (tests, proxies)
-    api_key: str | None = field(default=None, repr=False)  # OpenRouter's, from configuration
+    # Keys in effect: the call's, else the environment's, else the configuration's.
+    api_key: str | None = field(default=None, repr=False)  # OpenRouter's
     openai_api_key: str | None = field(default=None, repr=False)  # for --backend openai
     embedding_url: str | None = None
     db_path: Path | None = None
@@ -70,16 +135,23 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
-        """Defaults, then ``NBCHAT_*`` environment variables, then ``overrides``."""
-        env: dict[str, Any] = {
+        """Defaults, then environment variables, then ``overrides`` (the configuration).
+
+        A key's environment variable (``OPENROUTER_API_KEY``, ``NBCHAT_OPENAI_API_KEY``)
+        wins over the configuration's key.
+        """
+        values: dict[str, Any] = {
             name: os.environ[variable]
             for name, variable in ENV_VARIABLES.items()
             if os.environ.get(variable)
         }
-        if "db_path" in env:
-            env["db_path"] = Path(env["db_path"]).expanduser()
-        env.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**env)
+        if "db_path" in values:
+            values["db_path"] = Path(values["db_path"]).expanduser()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for name, variable in KEY_VARIABLES.items():
+            if os.environ.get(variable, "").strip():
+                values[name] = os.environ[variable]
+        return cls(**values)
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with the non-None ``changes`` applied."""
@@ -92,12 +164,51 @@ class Settings:
         return Path(self.db_path).expanduser() if self.db_path is not None else default_db_path()
 
     @property
+    def info(self) -> BackendInfo | None:
+        """The description of this backend (None for an unknown name)."""
+        return BACKEND_INFO.get(self.backend)
+
+    @property
+    def resolved_model(self) -> str | None:
+        """The model a turn sends: the setting, else the backend's default (None: the
+        server's own)."""
+        if self.model:
+            return self.model
+        return self.info.default_model if self.info is not None else None
+
+    @property
+    def backend_key(self) -> str | None:
+        """The key this backend sends: the settings' own, else its environment variable
+        (settings made without :meth:`from_env`); None for a backend without a key."""
+        info = self.info
+        if info is None or info.key_setting is None:
+            return None
+        for key in (getattr(self, info.key_setting), os.environ.get(info.key_variable or "")):
+            if key and key.strip():
+                return str(key).strip()
+        return None
+
+    @property
     def resolved_base_url(self) -> str:
         """The server URL of this backend: each backend has its own setting.
 
         ``base_url`` never applies to OpenRouter, so a key is never sent to a local
         server by a cell that only switched the backend.
         """
-        if self.backend == "openrouter":
-            return (self.openrouter_url or DEFAULT_OPENROUTER_URL).rstrip("/")
-        return (self.base_url or DEFAULT_LLAMA_URL).rstrip("/")
+        info = self.info or BACKEND_INFO["llama"]
+        return str(getattr(self, info.url_setting) or info.default_url).rstrip("/")
+
+
+def check_turn_settings(settings: Settings) -> None:
+    """Refuse values no server should receive, before anything is sent or stored."""
+    if settings.max_tokens < 1:
+        raise ConfigError(
+            f"max_tokens must be at least 1 (got {settings.max_tokens}): it is the longest "
+            "answer, in tokens."
+        )
+    temperature = settings.temperature
+    if temperature is not None and not 0.0 <= temperature <= MAX_TEMPERATURE:
+        raise ConfigError(
+            f"The temperature must be between 0 and {MAX_TEMPERATURE:g} (got {temperature:g}): "
+            "0 is the most predictable, 1 the usual, 2 the most random."
+        )

@@ -178,6 +178,7 @@ class TurnResult:
     report: TokenReport
     notices: tuple[str, ...] = ()
     elapsed_ms: float = 0.0
+    model: str | None = None  # the model the request named (None: the server's default)
 
     @classmethod
     def from_stored(
@@ -201,6 +202,7 @@ class TurnResult:
             report=report,
             notices=tuple(notices),
             elapsed_ms=elapsed_ms,
+            model=message.model,
         )
 
 
@@ -275,6 +277,14 @@ def prepare_turn(
     recall_tokens = counter.count(recalled) if recalled else 0
     question_tokens = counter.count(question_text)
     answer_room = window_tokens - settings.max_tokens
+    if answer_room <= 0:
+        verb = "exceeds" if answer_room < 0 else "fills"
+        raise BudgetError(
+            f"max_tokens ({settings.max_tokens:,}) {verb} the model's context window "
+            f"({window_tokens:,} tokens), leaving no room for the question. Lower it below "
+            f"{window_tokens:,} (--max-tokens, or c.NbChat.max_tokens), or use a model with "
+            "a larger context window."
+        )
     free_tokens = answer_room - system_tokens - question_tokens - recall_tokens - 3 * MESSAGE_OVERHEAD_TOKENS
     if free_tokens < 0:
         raise BudgetError(
@@ -449,6 +459,7 @@ def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator
     started = time.perf_counter()
     session, _ = commit_user_turn(store, prepared)
     settings = prepared.settings
+    model = settings.resolved_model  # this turn's own, never a backend's earlier one
     received: list[str] = []
     usage: Usage | None = None
     finish: str | None = None
@@ -476,7 +487,7 @@ def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator
                 tokens=prepared.counter.count(text) if text else 0,
                 usage=usage.as_dict() if usage else {},
                 timings=dict(usage.timings) if usage else {},
-                model=settings.model,
+                model=model,
             )
             prepared.counter.flush(db)
         stored = True
@@ -493,13 +504,14 @@ def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator
             report=prepared.report,
             notices=tuple(prepared.notices),
             elapsed_ms=(time.perf_counter() - started) * 1000,
+            model=model,
         )
 
     stream = None
     try:
         stream = backend.stream(
             prepared.messages,
-            model=settings.model,
+            model=model,
             max_tokens=settings.max_tokens,
             temperature=settings.temperature,
         )

@@ -2,10 +2,10 @@
 
 Every trait maps to a field of :class:`~nbchat.core.settings.Settings`. Traits left
 at None fall back to the environment (``NBCHAT_BACKEND``, ``NBCHAT_MODEL``,
-``NBCHAT_BASE_URL``, ``NBCHAT_OPENROUTER_URL``, ``NBCHAT_OPENAI_API_KEY``,
-``NBCHAT_EMBEDDING_URL``, ``NBCHAT_DB``; OpenRouter reads ``OPENROUTER_API_KEY``
-itself) and then to the built-in defaults; ``%chat config`` shows where each value
-comes from.
+``NBCHAT_BASE_URL``, ``NBCHAT_OPENROUTER_URL``, ``NBCHAT_EMBEDDING_URL``,
+``NBCHAT_DB``) and then to the built-in defaults. The two keys go the other way: their
+variables (``OPENROUTER_API_KEY``, ``NBCHAT_OPENAI_API_KEY``) win over the traits.
+``%chat config`` shows where each value comes from.
 
 Each API key is held as a :class:`SecretText`, a ``str`` whose ``repr`` hides it: that
 is what ``%config NbChat`` (``Current: ...``), ``%config NbChat.api_key`` and
@@ -21,22 +21,20 @@ from typing import Any
 from traitlets import Enum, Float, Int, Unicode
 from traitlets.config import Configurable
 
-from nbchat.core.settings import BACKENDS, Settings
+from nbchat.core.settings import (
+    BACKENDS,
+    ENV_VARIABLES,
+    KEY_VARIABLES,
+    MAX_TEMPERATURE,
+    Settings,
+)
 
 __all__ = ["NbChat", "SecretText", "SecretUnicode", "SETTING_TRAITS", "ENV_SOURCES"]
 
 _DEFAULTS = Settings()
 
-# Traits that fall back to an environment variable when unset.
-ENV_SOURCES = {
-    "backend": "NBCHAT_BACKEND",
-    "model": "NBCHAT_MODEL",
-    "base_url": "NBCHAT_BASE_URL",
-    "openrouter_url": "NBCHAT_OPENROUTER_URL",
-    "openai_api_key": "NBCHAT_OPENAI_API_KEY",
-    "embedding_url": "NBCHAT_EMBEDDING_URL",
-    "db_path": "NBCHAT_DB",
-}
+# Traits that fall back to an environment variable when unset (keys: whose variable wins).
+ENV_SOURCES = ENV_VARIABLES
 
 HIDDEN = "<hidden>"
 
@@ -99,14 +97,14 @@ class NbChat(Configurable):
     api_key = SecretUnicode(
         None,
         allow_none=True,
-        help="OpenRouter API key, used when OPENROUTER_API_KEY is not set. Sent to "
-        "OpenRouter only; never printed.",
+        help="OpenRouter API key, used when OPENROUTER_API_KEY is not set (the "
+        "variable wins). Sent to OpenRouter only; never printed.",
     ).tag(config=True)
     openai_api_key = SecretUnicode(
         None,
         allow_none=True,
-        help="API key of the OpenAI-compatible server (backend 'openai'). None: "
-        "NBCHAT_OPENAI_API_KEY. Never printed.",
+        help="API key of the OpenAI-compatible server (backend 'openai'), used when "
+        "NBCHAT_OPENAI_API_KEY is not set (the variable wins). Never printed.",
     ).tag(config=True)
     embedding_url = Unicode(
         None,
@@ -148,7 +146,9 @@ class NbChat(Configurable):
     temperature = Float(
         None,
         allow_none=True,
-        help="Sampling temperature. None: the server's default.",
+        min=0.0,
+        max=MAX_TEMPERATURE,
+        help="Sampling temperature, from 0 to 2. None: the server's default.",
     ).tag(config=True)
     context_window = Int(
         None,
@@ -190,6 +190,9 @@ class NbChat(Configurable):
 
     def source_of(self, name: str) -> str:
         """Where the value of ``name`` comes from: 'NbChat', an env var, or 'default'."""
+        key_variable = KEY_VARIABLES.get(name)
+        if key_variable and os.environ.get(key_variable, "").strip():
+            return key_variable  # a key's variable wins over the configuration
         if getattr(self, name) != self.trait_defaults(name):
             return "NbChat"
         env = ENV_SOURCES.get(name)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,14 +48,47 @@ def load(shell: Any) -> None:
     """Register the magics and ``NbChat`` on ``shell`` (a second call does nothing)."""
     if id(shell) in _LOADED and _LOADED[id(shell)].shell is shell:
         return
-    from nbchat.notebook.config import NbChat
     from nbchat.notebook.magics import ChatMagics
 
-    config = NbChat(parent=shell)
+    config = _configurable(shell)
     shell.configurables.append(config)
     magics = ChatMagics(shell)
     shell.register_magics(magics)
     _LOADED[id(shell)] = _Loaded(shell, config, magics, _kernel_key(shell))
+
+
+def _configurable(shell: Any) -> "NbChat":
+    """``NbChat`` with the shell's configuration, minus the values its traits reject.
+
+    ``%config NbChat.max_tokens = 0`` is refused by the trait but stays recorded in the
+    shell's configuration, where it would make every later load fail. Such a value is
+    dropped from there, and named in one line; the setting keeps its default.
+    """
+    from traitlets import TraitError
+
+    from nbchat.core.settings import KEY_VARIABLES
+    from nbchat.notebook.config import NbChat
+
+    section = shell.config.get("NbChat") if "NbChat" in shell.config else None
+    if section:
+        probe = NbChat()
+        for name in list(section):
+            if not probe.has_trait(name):
+                continue  # traitlets itself warns about an unknown name
+            try:
+                setattr(probe, name, section[name])
+            except TraitError as error:
+                value = section.pop(name)
+                if name in KEY_VARIABLES:  # a key's value is never printed
+                    line = f"nbchat: ignored NbChat.{name} (not a string); it stays unset."
+                else:
+                    reason = " ".join(str(error).split()).rstrip(".")
+                    line = (
+                        f"nbchat: ignored NbChat.{name} = {value!r} ({reason}); it stays "
+                        f"{getattr(probe, name)!r}."
+                    )
+                print(line, file=sys.stderr)
+    return NbChat(parent=shell)
 
 
 def unload(shell: Any) -> None:

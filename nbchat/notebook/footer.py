@@ -10,9 +10,12 @@ __all__ = ["footer_parts", "footer_text", "status_text"]
 
 
 def footer_parts(result: TurnResult, model: str | None = None) -> list[str]:
-    """Model, prompt tokens (cached), new tokens, speed, cost, then notices."""
+    """Model, prompt tokens (cached), new tokens, speed, cost, then notices.
+
+    The model is ``model`` when given, else the one the turn's request named.
+    """
     parts: list[str] = []
-    name = model or result.usage.get("model")
+    name = model or result.model or result.usage.get("model")
     if name:
         parts.append(str(name))
     timings = result.timings

@@ -27,7 +27,7 @@ from IPython.core.magic_arguments import (
 )
 
 from nbchat.core.errors import NbChatError, redact
-from nbchat.core.settings import BACKENDS
+from nbchat.core.settings import BACKENDS, MAX_TEMPERATURE
 
 if TYPE_CHECKING:
     import argparse
@@ -170,7 +170,9 @@ class ChatMagics(Magics):
     )
     @argument("--system", metavar="TEXT", help="System prompt (a new session keeps it).")
     @argument("--max-tokens", type=int, metavar="N", help="Longest answer, in tokens.")
-    @argument("-t", "--temperature", type=float, metavar="X", help="Sampling temperature.")
+    @argument(
+        "-t", "--temperature", type=float, metavar="X", help="Sampling temperature, 0 to 2."
+    )
     @argument(
         "--no-history",
         action="store_true",
@@ -352,11 +354,10 @@ class ChatMagics(Magics):
         print(_grid(rows))
 
     def _store(self, client: "ChatClient", argv: list[str]) -> None:
-        import hashlib
-        import mimetypes
         from pathlib import Path
 
-        from nbchat.core.extract import extract_bytes, read_path
+        from nbchat.core.attachments import store_file
+        from nbchat.core.extract import read_path
 
         parser = _parser("%chat store")
         parser.add_argument("path")
@@ -365,14 +366,11 @@ class ChatMagics(Magics):
         settings = client.settings
         data = read_path(os.path.expanduser(args.path), max_file_bytes=settings.max_file_bytes)
         name = args.name or Path(args.path).name
-        extract_bytes(data, name, max_inflated_bytes=settings.max_inflated_bytes)  # usable?
         store = client.store
         replaced = store.get_file(name) is not None
-        stored = store.add_file(
-            name,
-            data,
-            sha256=hashlib.sha256(data).hexdigest(),
-            mime=mimetypes.guess_type(name)[0] or "application/octet-stream",
+        stored = store_file(
+            store, name, data, max_file_bytes=settings.max_file_bytes,
+            max_inflated_bytes=settings.max_inflated_bytes,
         )
         verb = "Replaced" if replaced else "Stored"
         print(
@@ -412,15 +410,31 @@ class ChatMagics(Magics):
         session = client.current_session()
         if session is None:
             raise UsageError("There is no session yet, so no file to forget.")
-        count = client.store.forget_attachment(session.id, name)
+        store = client.store
+        count = store.forget_attachment(session.id, name)
         if count == 0 and Path(name).name != name:
             name = Path(name).name
-            count = client.store.forget_attachment(session.id, name)
+            count = store.forget_attachment(session.id, name)
         if count == 0:
             raise UsageError(
                 f"{name} is not among this session's files: list them with `%chat files`."
             )
         print(f"{name} will no longer be re-included in session {session.id}.")
+        # The conversation is replayed as it was sent: the file stays in the turns that
+        # still hold it until they are compacted away.
+        holding = sorted({
+            (record.message_seq or 0) // 2 + 1
+            for record in store.attachments(session.id, include_forgotten=True)
+            if record.name == name and (record.message_seq or 0) >= session.history_start_seq
+        })
+        if holding:
+            turns = ("turn " if len(holding) == 1 else "turns ") + ", ".join(map(str, holding))
+            print(
+                f"It is still in the text of {turns}, which the model keeps seeing as "
+                "part of the conversation: forgetting stops it being carried into later "
+                "turns once the history is compacted past it. To ask without it, start a new "
+                "session (`%chat new`) or use %%chat --no-history."
+            )
 
     def _fork(self, client: "ChatClient", argv: list[str]) -> None:
         parser = _parser("%chat fork")
@@ -562,6 +576,11 @@ def _cell_settings(base: "Settings", args: "argparse.Namespace") -> "Settings":
         settings = dataclasses.replace(settings, model=None)
     if args.max_tokens is not None and args.max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1.")
+    if args.temperature is not None and not 0 <= args.temperature <= MAX_TEMPERATURE:
+        raise UsageError(
+            f"-t/--temperature must be between 0 and {MAX_TEMPERATURE:g} "
+            f"(got {args.temperature:g})."
+        )
     return settings.replace(
         backend=args.backend,
         model=args.model,
@@ -767,11 +786,10 @@ def _server_url(client: "ChatClient", settings: "Settings") -> str:
 
 
 def _model_label(backend: "Backend", settings: "Settings") -> str | None:
-    """The model's name for the footer: the setting, else what the server says it runs."""
-    from nbchat.core.settings import DEFAULT_OPENROUTER_MODEL
-
-    if settings.model:
-        return settings.model
+    """The model's name for the footer: the one the request names, else (a llama-server
+    picking its own) what the server says it runs."""
+    if settings.resolved_model:
+        return settings.resolved_model
     props = getattr(backend, "props", None)
     if callable(props):
         try:
@@ -782,8 +800,6 @@ def _model_label(backend: "Backend", settings: "Settings") -> str | None:
             name = str(found.get("model_alias") or found.get("model_path") or "")
             name = os.path.basename(name)
             return name[: -len(".gguf")] if name.endswith(".gguf") else (name or None)
-    if settings.backend == "openrouter":
-        return DEFAULT_OPENROUTER_MODEL
     return None
 
 
@@ -867,7 +883,7 @@ def _server_state(client: "ChatClient", settings: "Settings") -> tuple[str, str,
     try:
         backend = client.backend(settings)
     except NbChatError as error:
-        return f"not usable: {error}", "unknown", settings.model
+        return f"not usable: {error}", "unknown", settings.resolved_model
     check_ready = getattr(backend, "check_ready", None)
     try:
         if check_ready is not None:
@@ -886,14 +902,15 @@ def _server_state(client: "ChatClient", settings: "Settings") -> tuple[str, str,
         window = f"{settings.context_window:,} tokens (NbChat.context_window)"
     else:
         try:
-            found = backend.context_window(settings.model)
+            found = backend.context_window(settings.resolved_model)
         except Exception:  # noqa: BLE001 - unknown is an answer too
             found = None
         window = (
             f"{found:,} tokens (from the server)" if found
             else f"unknown ({DEFAULT_WINDOW_TOKENS:,} assumed)"
         )
-    return health, window, _model_label(backend, settings) if health == "ok" else settings.model
+    label = _model_label(backend, settings) if health == "ok" else settings.resolved_model
+    return health, window, label
 
 
 def _probe(url: str, timeout_s: float = 3.0) -> str:
@@ -933,11 +950,8 @@ def _session_line(client: "ChatClient") -> str:
 
 
 def _key_state(settings: "Settings", name: str) -> str:
-    if getattr(settings, name):
-        return "set (hidden)"
-    if name == "api_key" and os.environ.get("OPENROUTER_API_KEY"):
-        return "not set; OpenRouter uses OPENROUTER_API_KEY (hidden)"
-    return "not set"
+    """A key's state, never its value (its source is shown next to it)."""
+    return "set (hidden)" if getattr(settings, name) else "not set"
 
 
 def _turns(count: int) -> str:

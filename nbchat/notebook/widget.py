@@ -19,10 +19,8 @@ escaped (``static/markdown-src/``): model output can never run script or add mar
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import mimetypes
 import threading
 import time
 import weakref
@@ -36,11 +34,11 @@ import anywidget
 import traitlets
 
 from nbchat.api import ChatClient
-from nbchat.core.attachments import AttachmentSpec, stored_spec, text_spec
+from nbchat.core.attachments import AttachmentSpec, store_file, stored_spec, text_spec
 from nbchat.core.dataframe import fingerprint, is_dataframe, summarize_dataframe
 from nbchat.core.errors import NbChatError
 from nbchat.core.events import TextDelta
-from nbchat.core.settings import DEFAULT_OPENROUTER_MODEL, Settings
+from nbchat.core.settings import Settings
 from nbchat.core.store import Session, StoredMessage
 from nbchat.core.turn import PreparedTurn, TokenReport, TurnResult
 from nbchat.notebook.footer import footer_text
@@ -267,15 +265,10 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
         if not buffers:
             raise NbChatError(f"{name}: no bytes arrived from the browser; attach it again.")
         data = bytes(buffers[0])
-        limit = self.client.settings.max_file_bytes
-        if len(data) > limit:
-            raise NbChatError(
-                f"{name} is {_size(len(data))}, over the {_size(limit)} limit for attachments: "
-                "attach a smaller file or raise max_file_bytes."
-            )
-        mime = str(content.get("mime") or "") or mimetypes.guess_type(name)[0] or ""
-        stored = self.client.store.add_file(
-            name, data, sha256=hashlib.sha256(data).hexdigest(), mime=mime
+        settings = self.client.settings
+        stored = store_file(  # the same check, and message, as `%chat store`
+            self.client.store, name, data, max_file_bytes=settings.max_file_bytes,
+            max_inflated_bytes=settings.max_inflated_bytes, mime=str(content.get("mime") or ""),
         )
         key = f"file:{stored.id}"
         self._files[key] = stored_spec(str(stored.id))
@@ -384,7 +377,7 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
         if waiting:
             self._send_delta("".join(waiting))
         if result is not None:
-            self._footers[result.message_id] = footer_text(result, prepared.settings.model)
+            self._footers[result.message_id] = footer_text(result)
 
     def _finish_turn(self, committed: bool) -> None:
         """Show the stored turn. The browser already holds the answer's text, so when the
@@ -735,10 +728,10 @@ def _done_message(
 def _model_label(settings: Settings) -> str:
     """``model · server`` for the header, e.g. ``llama-server · 127.0.0.1:8080``."""
     if settings.backend == "openrouter":
-        return f"OpenRouter · {settings.model or DEFAULT_OPENROUTER_MODEL}"
+        return f"OpenRouter · {settings.resolved_model}"
     server = settings.resolved_base_url.split("://", 1)[-1]
     name = "llama-server" if settings.backend == "llama" else settings.backend
-    return " · ".join(part for part in (settings.model, f"{name} at {server}") if part)
+    return " · ".join(part for part in (settings.resolved_model, f"{name} at {server}") if part)
 
 
 def _meter(report: TokenReport) -> dict[str, Any]:

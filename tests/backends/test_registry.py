@@ -20,13 +20,15 @@ def test_llama_is_the_default_at_the_usual_address():
     assert backend.base_url == "http://127.0.0.1:8080"
 
 
-def test_settings_carry_the_url_model_and_timeouts(server):
+def test_settings_carry_the_url_and_timeouts_but_not_the_model(server):
     settings = Settings(backend="openai", base_url=server.url + "/v1/", model="m1",
                         connect_timeout=1.5, request_timeout=9.0)
     backend = get_backend(settings)
     assert type(backend) is OpenAICompatBackend
-    assert (backend.base_url, backend.default_model) == (server.url + "/v1", "m1")
+    assert backend.base_url == server.url + "/v1"
     assert (backend.connect_timeout, backend.request_timeout) == (1.5, 9.0)
+    # The model comes with each turn (Settings.resolved_model), never from the backend.
+    assert backend.default_model is None
 
 
 def test_openrouter_gets_its_default_address_and_model(fake_key):
@@ -56,7 +58,10 @@ def test_the_key_sent_follows_call_then_environment_then_configuration(
     if env_key:
         monkeypatch.setenv("OPENROUTER_API_KEY", env_key)
     server.add(answer("ok"))
-    settings = Settings(backend="openrouter", openrouter_url=server.url + "/api/v1", api_key=config_key)
+    # from_env layers the configuration's key under the environment's.
+    settings = Settings.from_env(
+        backend="openrouter", openrouter_url=server.url + "/api/v1", api_key=config_key
+    )
     backend = get_backend(settings, api_key=call_key)
     list(backend.stream([{"role": "user", "content": "hi"}], model=None, max_tokens=None,
                         temperature=None))

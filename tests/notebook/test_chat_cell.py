@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import re
 import threading
 import time
 
@@ -12,8 +13,9 @@ from IPython.core.error import UsageError
 from nbchat.core.store import Store
 from nbchat.notebook import extension
 from nbchat.notebook.render import DryRunView
+from filegen import make_text_pdf
 from notebook_helpers import RecordingPublisher, last_user_content, row_counts
-from sse_server import answer, dead_url, delta_chunk, json_reply, sse_reply
+from sse_server import FAKE_OPENROUTER_KEY, answer, dead_url, delta_chunk, json_reply, sse_reply
 
 
 def messages_of(db_path, shell):
@@ -299,3 +301,94 @@ def test_a_long_stream_sends_a_bounded_multiple_of_the_answers_bytes(shell, reco
     sent = sum(len(value.encode()) for u in recorder.updates() for value in u.data.values())
     assert sent <= 25 * answer_bytes, sent / answer_bytes
     assert len(recorder.updates()) >= 40  # it still streamed all along
+
+
+# -- defects of issue 14 -----------------------------------------------------------------
+
+
+def _point_every_backend_at(shell, server, monkeypatch):
+    """The scripted server stands in for llama-server, OpenRouter and an OpenAI server."""
+    for name in ("NBCHAT_MODEL", "OPENROUTER_API_KEY", "NBCHAT_OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    shell.run_line_magic("config", f"NbChat.openrouter_url = '{server.url}/api/v1'")
+    shell.run_cell(f'%config NbChat.api_key = "{FAKE_OPENROUTER_KEY}"')
+
+
+@pytest.mark.parametrize(
+    ("backend", "default_model"),
+    [("llama", None), ("openrouter", "openrouter/auto"), ("openai", None)],
+)
+def test_a_per_cell_model_does_not_stick_to_later_cells(
+    shell, server, recorder, monkeypatch, backend, default_model
+):
+    _point_every_backend_at(shell, server, monkeypatch)
+    server.add(answer("one"), answer("two"), answer("three"))
+    shell.run_cell_magic("chat", f"-b {backend} -m picked/model-a", "first")
+    first_footer = recorder.footer_text()
+    shell.run_cell_magic("chat", f"-b {backend}", "second")
+    second_footer = recorder.footer_text()
+    shell.run_cell_magic("chat", f"-b {backend} -m picked/model-b", "third")
+    first, second, third = (r.json for r in server.chat_requests)
+    assert first["model"] == "picked/model-a"
+    assert second.get("model") == default_model  # None: the request names no model
+    assert third["model"] == "picked/model-b"
+    # The footer names the model each request named (llama-server: the one it runs).
+    assert first_footer.startswith("picked/model-a · ")
+    assert "picked/model-a" not in second_footer
+    shown = default_model or ("scripted-model" if backend == "llama" else None)
+    if shown:
+        assert second_footer.startswith(f"{shown} · ")
+    assert recorder.footer_text().startswith("picked/model-b · ")
+
+
+def test_max_tokens_over_the_context_window_says_so_with_both_figures(shell, server, recorder):
+    with pytest.raises(UsageError) as raised:
+        shell.run_cell_magic("chat", "--max-tokens 999999", "A short question.")
+    message = str(raised.value)
+    assert f"max_tokens (999,999) exceeds the model's context window ({server.n_ctx:,} tokens)" in message
+    assert "question alone" not in message and "-9" not in message
+    assert server.chat_requests == []
+
+
+@pytest.mark.parametrize("value", ["50", "-1", "2.5", "nan"])
+def test_a_temperature_outside_0_to_2_is_refused_before_anything_is_sent(
+    shell, server, recorder, value, _private_database
+):
+    before = row_counts(_private_database) if _private_database.exists() else {}
+    with pytest.raises(UsageError) as raised:
+        shell.run_cell_magic("chat", f"-t {value}", "Be creative.")
+    assert "-t/--temperature must be between 0 and 2" in str(raised.value)
+    assert server.chat_requests == []
+    after = row_counts(_private_database) if _private_database.exists() else {}
+    assert after.get("messages", 0) == before.get("messages", 0)
+    server.add(answer("ok"))
+    shell.run_cell_magic("chat", "-t 2", "The edge is fine.")
+    assert server.chat_requests[0].json["temperature"] == 2.0
+
+
+def test_a_quoted_pattern_in_f_attaches_its_matching_files_sorted(shell, server, recorder, tmp_path):
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    (folder / "b.txt").write_text("Bravo file text.")
+    (folder / "a.txt").write_text("Alpha file text.")
+    (folder / "c.md").write_text("Charlie is not a txt.")
+    # A directory suggests a pattern; the suggestion works as given.
+    with pytest.raises(UsageError) as refused:
+        shell.run_cell_magic("chat", f"-f {folder}", "Read them.")
+    suggested = re.search(r"'([^']+\*\.pdf)'", str(refused.value)).group(1)
+    assert suggested == f"{folder}/*.pdf"
+    make_text_pdf(folder, "d.pdf", ["Delta PDF text."])
+    server.add(answer("ok"), answer("ok"))
+    shell.run_cell_magic("chat", f"-f '{suggested}'", "Read the PDFs.")
+    assert "Delta PDF text." in last_user_content(server)
+    shell.run_cell_magic("chat", f"-f '{folder}/*.txt'", "Read the notes.")
+    sent = last_user_content(server)
+    assert sent.index("Alpha file text.") < sent.index("Bravo file text.")
+    assert "Charlie" not in sent
+
+
+def test_a_pattern_that_matches_no_file_is_an_error_naming_the_pattern(shell, server, tmp_path):
+    with pytest.raises(UsageError) as raised:
+        shell.run_cell_magic("chat", f"-f '{tmp_path}/*.docx'", "Read them.")
+    assert f"{tmp_path}/*.docx: matches no file." in str(raised.value)
+    assert server.chat_requests == []

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from IPython.core.error import UsageError
 from sse_server import ScriptedServer, answer, dead_url
 
 from nbchat.api import ChatClient
@@ -363,13 +364,23 @@ def test_the_token_meter_follows_the_draft(panel: ChatWidget, browser: Browser) 
     assert panel.meter["exact"] is True  # counted by the server's /tokenize
 
 
-def test_the_token_meter_shows_an_attachment_that_cannot_be_read(
-    panel: ChatWidget, browser: Browser
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("scan.pdf", b"%PDF-1.4 broken"), ("blank.txt", b"   \n\n")],
+)
+def test_the_panel_refuses_an_upload_that_chat_store_refuses_with_the_same_message(
+    shell: Any, panel: ChatWidget, browser: Browser, tmp_path: Any, name: str, data: bytes
 ) -> None:
-    upload = {"type": "upload", "name": "scan.pdf", "mime": "application/pdf"}
-    browser.send(upload, [b"%PDF-1.4 broken"])
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(UsageError) as refused:
+        shell.run_line_magic("chat", f"store {path}")
+    browser.send({"type": "upload", "name": name, "mime": "application/octet-stream"}, [data])
     assert panel.wait(10)
-    assert "scan.pdf" in panel.meter["error"]
+    assert panel.error == str(refused.value)
+    assert name in panel.error
+    assert panel.attachments == []
+    assert panel.client.store.get_file(name) is None
 
 
 def test_an_upload_over_the_size_limit_is_refused(
