@@ -182,3 +182,34 @@ def test_widget_opens_the_chat_panel_on_this_notebooks_client(shell, server):
     widget = shell.run_line_magic("chat", "widget")
     assert type(widget).__name__ == "ChatWidget"
     assert widget.client is extension.client_for(shell)
+
+
+def test_fork_past_the_last_turn_is_an_error_naming_the_turn_count(shell, server, recorder):
+    chat(shell, server, "q1", reply="a1")
+    chat(shell, server, "q2", reply="a2")
+    client = extension.client_for(shell)
+    source = client.current_session()
+    sessions = len(client.store.list_sessions(notebook=None))
+    with pytest.raises(UsageError) as raised:
+        shell.run_line_magic("chat", "fork 99")
+    message = str(raised.value)
+    assert "has 2 turns" in message and "turn 99" in message and "from 1 to 2" in message
+    assert len(client.store.list_sessions(notebook=None)) == sessions  # nothing was created
+    assert extension.client_for(shell).current_session().id == source.id
+
+
+def test_forgetting_a_file_still_in_an_earlier_turn_says_it_stays_there(
+    shell, server, recorder, tmp_path, capsys
+):
+    report = tmp_path / "report.txt"
+    report.write_text("The quarterly figure is 8812.")
+    chat(shell, server, "read this", line=f"-f {report}")
+    chat(shell, server, "and then?")
+    out = run(shell, capsys, "forget report.txt")
+    assert "no longer be re-included" in out
+    assert "still in the text of turn 1" in out
+    assert "new session" in out or "--no-history" in out
+    # Which is true: the next turn still replays turn 1 with the file in it.
+    chat(shell, server, "one more")
+    history = server.chat_requests[-1].json["messages"]
+    assert any("8812" in m["content"] for m in history[:-1])

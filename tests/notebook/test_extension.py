@@ -11,6 +11,7 @@ from IPython.core.error import UsageError
 
 from nbchat.notebook import extension
 from nbchat.notebook.config import NbChat
+from sse_server import answer
 
 FAKE_KEY = "sk-or-v1-FAKE0123456789abcdefFAKE0123456789abcdef"
 
@@ -167,3 +168,25 @@ def test_every_setting_an_error_message_names_is_a_configurable_trait():
     assert named, "no message names a setting"
     configurable = set(NbChat.class_trait_names(config=True))
     assert named <= configurable, named - configurable
+
+
+def test_a_rejected_config_value_does_not_break_reloading_the_extension(
+    shell, server, recorder, capsys
+):
+    shell.run_cell("%config NbChat.max_tokens = 0")  # the trait refuses it
+    capsys.readouterr()
+    shell.run_line_magic("reload_ext", "nbchat")  # must not raise
+    out = capsys.readouterr()
+    lines = [line for line in out.err.splitlines() if "NbChat.max_tokens" in line]
+    assert len(lines) == 1 and "ignored" in lines[0] and "1024" in lines[0]
+    assert "Traceback" not in out.err + out.out
+    assert shell.find_cell_magic("chat") is not None
+    assert "max_tokens" not in shell.config.NbChat  # the rejected value does not stick
+    server.add(answer("Still here."), answer("And again."))
+    shell.run_cell_magic("chat", "", "Are you there?")
+    assert recorder.answer_text() == "Still here."
+    assert server.chat_requests[0].json["max_tokens"] == 1024
+    shell.run_line_magic("reload_ext", "nbchat")  # a second reload is quiet
+    assert "NbChat.max_tokens" not in capsys.readouterr().err
+    shell.run_cell_magic("chat", "", "Still?")
+    assert recorder.answer_text() == "And again."
