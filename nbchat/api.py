@@ -345,7 +345,9 @@ def _call(
     path = settings.resolved_db_path
     if path != client.settings.resolved_db_path:
         base = client.settings.replace(db_path=path)
-        client = _BY_DATABASE.setdefault(path, ChatClient(base))
+        if path not in _BY_DATABASE:
+            _BY_DATABASE[path] = ChatClient(base)
+        client = _BY_DATABASE[path]
         client.settings = base
     return client, settings
 

@@ -118,3 +118,16 @@ def test_a_temperature_outside_0_to_2_is_refused_before_anything_is_sent(server,
     with pytest.raises(ConfigError, match="temperature must be between 0 and 2"):
         nbchat.chat("Too hot?", temperature=temperature, **_where("llama", server))
     assert server.chat_requests == []
+
+
+def test_a_client_refuses_a_turn_for_another_database(tmp_path):
+    from nbchat.api import ChatClient
+    from nbchat.core.settings import Settings
+
+    client = ChatClient(Settings(db_path=tmp_path / "one.sqlite"))
+    try:
+        with pytest.raises(ConfigError, match="two.sqlite"):
+            client.prepare("Hi?", settings=client.settings.replace(db_path=tmp_path / "two.sqlite"))
+    finally:
+        client.close()
+    assert not (tmp_path / "two.sqlite").exists()
