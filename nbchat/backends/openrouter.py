@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from nbchat.backends.openai_compat import OpenAICompatBackend
 from nbchat.core.errors import ConfigError
-from nbchat.core.settings import BACKEND_INFO, DEFAULT_OPENROUTER_MODEL, DEFAULT_OPENROUTER_URL
+from nbchat.core.settings import DEFAULT_OPENROUTER_MODEL, DEFAULT_OPENROUTER_URL
 
 if TYPE_CHECKING:
     import httpx
@@ -60,8 +60,10 @@ class OpenRouterBackend(OpenAICompatBackend):
     ) -> None:
         key = resolve_openrouter_key(api_key, config_api_key)
         if key is None:
-            where = BACKEND_INFO["openrouter"].key_hint
-            raise ConfigError(f"No OpenRouter API key: set {where}, or pass api_key=…")
+            raise ConfigError(
+                "No OpenRouter API key: set OPENROUTER_API_KEY, or c.NbChat.api_key, "
+                "or pass api_key=…"
+            )
         super().__init__(
             base_url or DEFAULT_OPENROUTER_URL,
             key,
