@@ -135,3 +135,14 @@ def test_no_refusal_ever_echoes_the_key(status, words, echo_where):
     assert error.kind in KINDS
     assert FAKE_KEY not in str(error)
     assert FAKE_KEY[:-3] not in str(error)
+
+
+def test_a_401_names_the_key_setting_of_the_backend_that_was_used():
+    openai = ErrorContext("openai", "the server at http://127.0.0.1:9/v1", "m", FAKE_KEY)
+    said = str(classify_error(401, {"error": {"message": "bad key"}}, {}, openai))
+    assert "NBCHAT_OPENAI_API_KEY or c.NbChat.openai_api_key" in said
+    assert "c.NbChat.api_key" not in said and "OPENROUTER_API_KEY" not in said
+    # llama-server gets no key from nbchat: the message points to the backend that sends one.
+    local = str(classify_error(401, {"error": {"message": "Invalid API Key"}}, {}, LLAMA))
+    assert "sends no key" in local and "--backend openai" in local
+    assert "c.NbChat.openai_api_key" in local and "c.NbChat.api_key" not in local
