@@ -15,12 +15,18 @@ import pytest
 
 from nbchat.core.layout import RECALL_HEADING
 from nbchat.memory.embed import vector_to_blob
-from nbchat.memory.floors import COSINE_FLOORS, UNCALIBRATED, cosine_floor
 from nbchat.memory.service import memory_for
 from nbchat.notebook.recall import recall_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sse_server import answer  # noqa: E402
+
+
+def floors():
+    """The floor table (imported late, so the defect tests also run against older code)."""
+    from nbchat.memory import floors as module
+
+    return module
 
 REPO = Path(__file__).resolve().parents[2]
 PAIRS = REPO / "tests" / "files" / "recall_pairs.json"
@@ -79,8 +85,8 @@ def test_the_floor_table_holds_what_the_bench_measures_on_the_labelled_set(embed
     bench = _bench_module()
     result = bench.measure(bench.load_pairs(PAIRS), embedding_url)
 
-    assert result["model"].lower() in COSINE_FLOORS
-    assert cosine_floor(result["model"]) == pytest.approx(result["floor"], abs=0.011)
+    assert result["model"].lower() in floors().COSINE_FLOORS
+    assert floors().cosine_floor(result["model"]) == pytest.approx(result["floor"], abs=0.011)
     assert result["pairs"]["related"] >= 40
 
 
@@ -128,15 +134,15 @@ def test_an_uncalibrated_models_vectors_add_no_hits_of_their_own(
     by_meaning = recall_command(client, "walrus")
     by_words = recall_command(client, "oven")
 
-    assert cosine_floor("fake-embed.gguf") == UNCALIBRATED
+    assert floors().cosine_floor("fake-embed.gguf") == floors().UNCALIBRATED
     assert by_meaning.hits == () and "words and meaning" in by_meaning.text
     assert by_words.hits and all("oven" in hit.content for hit in by_words.hits)
     assert "has no measured cosine floor" in memory.status_text()
 
 
 def test_the_floor_is_looked_up_by_the_stored_model_name_in_any_case():
-    for model, floor in COSINE_FLOORS.items():
-        assert cosine_floor(model.upper()) == floor
+    for model, floor in floors().COSINE_FLOORS.items():
+        assert floors().cosine_floor(model.upper()) == floor
         assert 0.0 < floor <= 1.0
 
 
@@ -201,7 +207,7 @@ def test_changing_the_embedding_model_re_embeds_in_the_background_without_holdin
     assert memory.wait_idle(600)
     assert vectors_of(after, model) == message_count(after) == 92
     assert vectors_of(after, "fake-embed.gguf") == 90  # kept: switching back is free
-    assert cosine_floor(model) != UNCALIBRATED  # the new model's floor applies
+    assert floors().cosine_floor(model) != floors().UNCALIBRATED  # the new model's floor
     assert "has no measured cosine floor" not in memory.status_text()
     hits = memory.search("plot 12 sampled")
     assert hits and "plot 12 " in hits[0].content
