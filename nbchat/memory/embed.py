@@ -52,6 +52,9 @@ CHUNK_TOKENS = 320
 BATCH_INPUTS = 16
 MODELS_TIMEOUT_S = 10.0
 MISSING_BATCH_MESSAGES = 32
+# A batch is background work: on a loaded 2-core machine a small model may take seconds
+# per input, and giving up after the client's usual minute would stall the backlog.
+BATCH_TIMEOUT_S = 600.0
 HOLD_MAX_S = 300.0  # a turn that never says it ended does not stop embeddings for good
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n")
 
@@ -260,7 +263,9 @@ def _error_detail(response: Any) -> str:
     return redact((detail or response.text)[:300].strip()) or "no details given"
 
 
-def embed_texts(client: EmbeddingClient, texts: Sequence[str]) -> list[list[Any] | None]:
+def embed_texts(
+    client: EmbeddingClient, texts: Sequence[str], timeout_s: float | None = None
+) -> list[list[Any] | None]:
     """For each text its vectors, in one request when the server takes them all.
 
     A text the server finds too long is halved until it fits (so it may get several
@@ -270,19 +275,19 @@ def embed_texts(client: EmbeddingClient, texts: Sequence[str]) -> list[list[Any]
     if not texts:
         return []
     try:
-        return [[vector] for vector in client.embed(texts)]
+        return [[vector] for vector in client.embed(texts, timeout_s=timeout_s)]
     except EmbeddingError as exc:
         if not _refused_input(exc):
             raise
         too_large = _too_large(exc)
     if len(texts) > 1:
-        return [embed_texts(client, [text])[0] for text in texts]
+        return [embed_texts(client, [text], timeout_s)[0] for text in texts]
     text = texts[0]
     if not too_large or len(text) < 32:
         return [None]
     vectors: list[Any] = []
     for half in _halves(text):
-        got = embed_texts(client, [half])[0]
+        got = embed_texts(client, [half], timeout_s)[0]
         if got is None:
             return [None]
         vectors.extend(got)
@@ -519,7 +524,8 @@ class Embedder:
         refused = {message_id for message_id, content in batch if not content.strip()}
         for start in range(0, len(pieces), BATCH_INPUTS):
             group = pieces[start : start + BATCH_INPUTS]
-            for (message_id, _), got in zip(group, embed_texts(self.client, [t for _, t in group])):
+            found = embed_texts(self.client, [t for _, t in group], BATCH_TIMEOUT_S)
+            for (message_id, _), got in zip(group, found):
                 if got is None:
                     refused.add(message_id)  # this message, not the server: skip it
                 else:
