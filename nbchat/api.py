@@ -265,6 +265,9 @@ class ChatClient:
         if check is not None:
             check()  # a dead server is reported before anything is stored
         events = run_turn(self.store, backend, prepared)
+        from nbchat.memory.service import hold_embeddings
+
+        resume_embeddings = hold_embeddings(self)  # the engine's CPU goes to this answer
         try:
             for event in events:
                 if isinstance(event, TurnResult):
@@ -276,6 +279,7 @@ class ChatClient:
             # Closed early (Stop, Ctrl-C): the core stores the partial answer now, and
             # the next turn continues the session this one started.
             events.close()
+            resume_embeddings()
             if prepared.session is not None:
                 self.session_id = prepared.session.id
 

@@ -2,6 +2,7 @@
 
 - :mod:`~nbchat.memory.embed`: the ``/v1/embeddings`` client and the background worker;
 - :mod:`~nbchat.memory.search`: hybrid search (FTS5 BM25 + cosine, fused by rank);
+- :mod:`~nbchat.memory.floors`: each embedding model's cosine floor for recall;
 - :mod:`~nbchat.memory.planner`: decides before a turn whether to recall, builds the block;
 - :mod:`~nbchat.memory.service`: one :class:`Memory` per client, tying them together.
 

@@ -10,6 +10,13 @@ stored per chunk.
 
 No server, or a server without embeddings, only turns embeddings off: the worker records
 why (see :meth:`Embedder.status`) and never raises into a cell.
+
+Vectors are stored with their model's name, so changing the embedding model leaves the
+old vectors in place (switching back costs nothing) and makes every message "missing"
+for the new one: the worker re-embeds them, newest first, in batches of
+``MISSING_BATCH_MESSAGES``. That backlog never holds up a turn: it runs on the worker's
+thread, and between batches it waits while a turn is being answered (see
+:meth:`Embedder.hold`), so the chat engine has the CPU to itself.
 """
 
 from __future__ import annotations
@@ -45,6 +52,10 @@ CHUNK_TOKENS = 320
 BATCH_INPUTS = 16
 MODELS_TIMEOUT_S = 10.0
 MISSING_BATCH_MESSAGES = 32
+# A batch is background work: on a loaded 2-core machine a small model may take seconds
+# per input, and giving up after the client's usual minute would stall the backlog.
+BATCH_TIMEOUT_S = 600.0
+HOLD_MAX_S = 300.0  # a turn that never says it ended does not stop embeddings for good
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n")
 
 
@@ -136,6 +147,7 @@ class EmbeddingClient:
         self._v1 = base if base.endswith("/v1") else base + "/v1"
         self._timeout = (connect_timeout_s, request_timeout_s)
         self._model = model
+        self._model_given = model is not None
         self._http: Any = None
         self._lock = threading.Lock()
 
@@ -166,6 +178,13 @@ class EmbeddingClient:
                 name = str(entries[0].get("id") or entries[0].get("model") or "")
             self._model = name.replace("\\", "/").rsplit("/", 1)[-1] or "embeddings"
         return self._model
+
+    def reload_model_name(self) -> str:
+        """Ask the server again which model it serves (it may have been restarted with
+        another one on the same address); a name given to the constructor is kept."""
+        if not self._model_given:
+            self._model = None
+        return self.model_name()
 
     def embed(self, texts: Sequence[str], *, timeout_s: float | None = None) -> list[list[float]]:
         """One vector per text, in order; raises :class:`EmbeddingError`.
@@ -244,7 +263,9 @@ def _error_detail(response: Any) -> str:
     return redact((detail or response.text)[:300].strip()) or "no details given"
 
 
-def embed_texts(client: EmbeddingClient, texts: Sequence[str]) -> list[list[Any] | None]:
+def embed_texts(
+    client: EmbeddingClient, texts: Sequence[str], timeout_s: float | None = None
+) -> list[list[Any] | None]:
     """For each text its vectors, in one request when the server takes them all.
 
     A text the server finds too long is halved until it fits (so it may get several
@@ -254,19 +275,19 @@ def embed_texts(client: EmbeddingClient, texts: Sequence[str]) -> list[list[Any]
     if not texts:
         return []
     try:
-        return [[vector] for vector in client.embed(texts)]
+        return [[vector] for vector in client.embed(texts, timeout_s=timeout_s)]
     except EmbeddingError as exc:
         if not _refused_input(exc):
             raise
         too_large = _too_large(exc)
     if len(texts) > 1:
-        return [embed_texts(client, [text])[0] for text in texts]
+        return [embed_texts(client, [text], timeout_s)[0] for text in texts]
     text = texts[0]
     if not too_large or len(text) < 32:
         return [None]
     vectors: list[Any] = []
     for half in _halves(text):
-        got = embed_texts(client, [half])[0]
+        got = embed_texts(client, [half], timeout_s)[0]
         if got is None:
             return [None]
         vectors.extend(got)
@@ -300,14 +321,16 @@ class EmbedderStatus:
     model: str | None
     embedded_messages: int
     last_error: str | None
+    backlog: int = 0  # messages still without a vector for the model, while working
 
     def as_text(self) -> str:
         if self.state == "unavailable":
             return f"embeddings off: {self.last_error}"
         name = self.model or "unknown model"
+        state = f"working, {self.backlog:,} to go" if self.backlog else self.state
         return (
             f"embeddings on ({name} at {self.url}; {self.embedded_messages:,} "
-            f"message(s) embedded this session; {self.state})"
+            f"message(s) embedded this session; {state})"
         )
 
 
@@ -341,8 +364,12 @@ class Embedder:
         self._work_lock = threading.Lock()
         self._failed: set[int] = set()
         self._embedded = 0
+        self._backlog = 0
         self._last_error: str | None = None
         self._working = False
+        self._holds = 0
+        self._held_since = 0.0
+        self._released = threading.Condition(self._state_lock)
 
     # -- public -------------------------------------------------------------------------
 
@@ -370,6 +397,28 @@ class Embedder:
         finally:
             store.close()
 
+    def hold(self) -> None:
+        """A turn is being answered: the worker finishes its batch, then waits."""
+        with self._state_lock:
+            if self._holds == 0:
+                self._held_since = time.monotonic()
+            self._holds += 1
+
+    def release(self) -> None:
+        """The turn is over: the worker goes on (one :meth:`release` per :meth:`hold`)."""
+        with self._state_lock:
+            self._holds = max(0, self._holds - 1)
+            self._released.notify_all()
+
+    def _give_way(self) -> None:
+        """Wait while a turn holds the worker (at most ``HOLD_MAX_S`` per hold)."""
+        with self._state_lock:
+            while self._holds and not self._closed:
+                left = self._held_since + HOLD_MAX_S - time.monotonic()
+                if left <= 0:
+                    return
+                self._released.wait(min(left, 1.0))
+
     def wait_idle(self, timeout_s: float = 30.0) -> bool:
         """True once no embedding work is pending (for tests and ``%chat status``)."""
         return self._idle.wait(timeout_s)
@@ -381,13 +430,15 @@ class Embedder:
             else:
                 state = "working" if self._working else "idle"
             return EmbedderStatus(
-                self.client.url, state, self.client._model, self._embedded, self._last_error
+                self.client.url, state, self.client._model, self._embedded, self._last_error,
+                self._backlog if self._working else 0,
             )
 
     def close(self, timeout_s: float = 5.0) -> None:
         with self._state_lock:
             self._closed = True
             thread = self._thread
+            self._released.notify_all()
         self._wake.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s)
@@ -412,7 +463,7 @@ class Embedder:
                 try:
                     if store is None:
                         store = _connect(self.db_path)
-                    self._embed_missing(store.connection, None)
+                    self._embed_missing(store.connection, None, give_way=True)
                 except EmbeddingError:
                     pass  # recorded in _last_error; the next wake tries again
                 except (sqlite3.Error, NbChatError) as exc:
@@ -428,12 +479,21 @@ class Embedder:
                 store.close()
             self._idle.set()
 
-    def _embed_missing(self, connection: sqlite3.Connection, max_messages: int | None) -> int:
+    def _embed_missing(
+        self, connection: sqlite3.Connection, max_messages: int | None, *, give_way: bool = False
+    ) -> int:
         with self._work_lock:
             try:
-                model = self.client.model_name()
+                model = self.client.reload_model_name()
+                with self._state_lock:
+                    self._backlog = _count_missing(connection, model)
                 done = 0
                 while max_messages is None or done < max_messages:
+                    if give_way:
+                        self._give_way()
+                    with self._state_lock:
+                        if self._closed:
+                            break
                     room = MISSING_BATCH_MESSAGES
                     if max_messages is not None:
                         room = min(room, max_messages - done)
@@ -441,6 +501,8 @@ class Embedder:
                     if not batch:
                         break
                     done += self._embed_batch(connection, model, batch)
+                    with self._state_lock:
+                        self._backlog = max(0, self._backlog - len(batch))
             except EmbeddingError as exc:
                 with self._state_lock:
                     self._last_error = str(exc)
@@ -462,7 +524,8 @@ class Embedder:
         refused = {message_id for message_id, content in batch if not content.strip()}
         for start in range(0, len(pieces), BATCH_INPUTS):
             group = pieces[start : start + BATCH_INPUTS]
-            for (message_id, _), got in zip(group, embed_texts(self.client, [t for _, t in group])):
+            found = embed_texts(self.client, [t for _, t in group], BATCH_TIMEOUT_S)
+            for (message_id, _), got in zip(group, found):
                 if got is None:
                     refused.add(message_id)  # this message, not the server: skip it
                 else:
@@ -503,6 +566,16 @@ def _missing_messages(
         (model, limit + len(skip)),
     ).fetchall()
     return [(int(r[0]), str(r[1])) for r in rows if int(r[0]) not in skip][:limit]
+
+
+def _count_missing(connection: sqlite3.Connection, model: str) -> int:
+    """How many messages with text have no vector for ``model``."""
+    row = connection.execute(
+        "SELECT COUNT(*) FROM messages m WHERE m.content != '' AND NOT EXISTS "
+        "(SELECT 1 FROM embeddings e WHERE e.message_id = m.id AND e.model = ?)",
+        (model,),
+    ).fetchone()
+    return int(row[0])
 
 
 def _connect(path: Path) -> "Store":

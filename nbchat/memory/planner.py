@@ -349,9 +349,19 @@ def plan_recall(
 
 
 def _shared_words(content: str, terms: Sequence[str]) -> int:
-    """How many of ``terms`` occur in ``content`` (by their stem-ish start)."""
-    lowered = content.lower()
-    return sum(1 for term in terms if term[: max(4, len(term) - 2)] in lowered)
+    """How many of ``terms`` start a word of ``content`` (by their stem-ish start).
+
+    Whole words: "plot 7" shares nothing with "0.87", and a number must match itself.
+    """
+    words = set(query_terms(content))
+    shared = 0
+    for term in terms:
+        if term.isdigit():
+            shared += term in words
+        else:
+            stem = term[: max(4, len(term) - 2)]
+            shared += any(word.startswith(stem) for word in words)
+    return shared
 
 
 def _why(plan: RecallPlan) -> str:

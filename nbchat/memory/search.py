@@ -3,7 +3,10 @@
 The two rankings are fused by reciprocal rank (each list contributes ``1 / (60 + rank)``),
 so a message found by both words and meaning comes first, and either alone still counts.
 Only vectors of the current embedding model are used; with none (no embeddings server,
-or nothing embedded yet) the search is word-based alone.
+or nothing embedded yet) the search is word-based alone. A word hit shares a topic word
+(not a stopword) with the query; a message found by meaning alone must reach the
+model's cosine floor (:mod:`~nbchat.memory.floors`), since the fused score has no
+absolute scale.
 
 :class:`VectorIndex` loads the vectors of one model into one numpy matrix once and then
 only appends the rows stored since (the ``embeddings`` ids only grow), so a query never
@@ -375,11 +378,14 @@ def search_messages(
     index: VectorIndex | None = None,
     query_vector: Any = None,
     lock: Any = None,
+    cosine_floor: float | None = None,
 ) -> list[Hit]:
     """Past messages relevant to ``query``, best first (see the module docstring).
 
     ``index`` and ``query_vector`` add the vector ranking; without them the search is
-    word-based. ``lock`` guards ``connection`` when it is shared between threads.
+    word-based. ``cosine_floor`` (see :mod:`~nbchat.memory.floors`) is the least cosine
+    at which a message the words did not find is a hit: below it, the vectors only
+    order the word hits. ``lock`` guards ``connection`` when it is shared between threads.
     """
     import contextlib
 
@@ -397,6 +403,13 @@ def search_messages(
         assert index is not None
         index.refresh(connection, lock)
         vector = index.nearest(query_vector, candidates, search_filter, allowed_ids=allowed)
+        if cosine_floor is not None:
+            found_by_words = {message_id for message_id, _ in lexical}
+            vector = [
+                (message_id, similarity)
+                for message_id, similarity in vector
+                if similarity >= cosine_floor or message_id in found_by_words
+            ]
     scores: dict[int, float] = {}
     lexical_ranks: dict[int, int] = {}
     vector_ranks: dict[int, tuple[int, float]] = {}

@@ -11,10 +11,11 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbchat.memory.embed import Embedder, EmbeddingClient, EmbeddingError
+from nbchat.memory.floors import UNCALIBRATED, cosine_floor
 from nbchat.memory.search import (
     Hit,
     SearchFilter,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from nbchat.core.store import Store
     from nbchat.core.turn import TurnResult
 
-__all__ = ["Memory", "memory_for", "remember_turn", "close_memory"]
+__all__ = ["Memory", "memory_for", "remember_turn", "hold_embeddings", "close_memory"]
 
 QUERY_TIMEOUT_S = 15.0
 RETRY_AFTER_S = 30.0
@@ -85,6 +86,7 @@ class Memory:
             index=index,
             query_vector=vector,
             lock=self.store.lock,
+            cosine_floor=cosine_floor(index.model) if index is not None else None,
         )
 
     def browse(self, search_filter: SearchFilter, *, limit: int = 10) -> list[Hit]:
@@ -126,6 +128,13 @@ class Memory:
             index = self._indexes.get(model)
             if index is None:
                 index = self._indexes[model] = VectorIndex(model)
+                first_use = True
+            else:
+                first_use = False
+        if first_use and self.embedder is not None:
+            # A model this memory has not searched with yet (a new kernel, or the model
+            # was changed): messages without its vectors are embedded in the background.
+            self.embedder.notify()
         return index
 
     # -- embedding ----------------------------------------------------------------------
@@ -148,6 +157,15 @@ class Memory:
     def wait_idle(self, timeout_s: float = 30.0) -> bool:
         return self.embedder.wait_idle(timeout_s) if self.embedder is not None else True
 
+    def hold_embeddings(self) -> None:
+        """A turn is being answered: background embedding waits (see :meth:`Embedder.hold`)."""
+        if self.embedder is not None:
+            self.embedder.hold()
+
+    def release_embeddings(self) -> None:
+        if self.embedder is not None:
+            self.embedder.release()
+
     def status_text(self) -> str:
         """One line for ``%chat status``."""
         if self.embedder is None:
@@ -159,7 +177,13 @@ class Memory:
         if status.state == "unavailable" or (self._query_error and not status.embedded_messages):
             reason = status.last_error or self._query_error
             return f"embeddings off: {reason} Recall searches words only until it answers."
-        return status.as_text()
+        text = status.as_text()
+        if status.model and cosine_floor(status.model) == UNCALIBRATED:
+            text += (
+                f"; {status.model} has no measured cosine floor, so its vectors only order "
+                "the hits found by words (see docs/memory.md)"
+            )
+        return text
 
     def close(self) -> None:
         if self.embedder is not None:
@@ -192,6 +216,19 @@ def close_memory(client: "ChatClient") -> None:
         memory = _MEMORIES.pop(client, None)
     if memory is not None:
         memory.close()
+
+
+def hold_embeddings(client: "ChatClient") -> Callable[[], None]:
+    """Pause the background embedding while a turn is answered; returns the resume.
+
+    Never raises: the memory must not cost the turn.
+    """
+    try:
+        memory = memory_for(client)
+        memory.hold_embeddings()
+    except Exception:  # noqa: BLE001 - best effort, as remember_turn
+        return lambda: None
+    return memory.release_embeddings
 
 
 def remember_turn(client: "ChatClient", store: "Store", result: "TurnResult") -> None:

@@ -167,6 +167,7 @@ def _search(
         how = "words and meaning" if memory.last_search_used_vectors else "words only"
     head = f"{len(hits)} hit(s) for {query or 'everything'!r} in {scope}{when} ({how})"
     if not hits:
+        head = f"No match for {query or 'anything'!r} in {scope}{when} ({how})"
         tip = "Try other words, --all to search every session, or a wider time."
         return RecallView(f"{head}.\n{tip}", f"**{_md(head)}.** {tip}")
 
