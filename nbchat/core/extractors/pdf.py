@@ -1,9 +1,11 @@
 """PDF text, page by page: PDFium for speed, pypdf where PDFium reads a page worse.
 
-PDFium (``pypdfium2``) reads text 10-20x faster than pypdf, with as much text. On some
-PDFs, though, it splits words: OCR layers that space a word's letters out and draw its
-last letter on its own come back as "Unite d Ara b Shippin g" where pypdf reads "United
-Arab Shipping". The rule, page by page (figures in docs/performance.md):
+PDFium (``pypdfium2``) reads text about 10x faster than pypdf (20x on LaTeX books), with
+as much text, and spells ligatures as plain letters. On some PDFs, though, it splits
+words: OCR layers that space a word's letters out and draw its last letter on its own
+come back as "Unite d Ara b Shippin g" where pypdf reads "United Arab Shipping".
+
+The rule, page by page (figures in docs/performance.md):
 
 1. PDFium reads the page.
 2. pypdf reads it too when PDFium found no text, or when PDFium's words look split: more
@@ -31,12 +33,21 @@ from typing import Any
 from . import problems
 from .record import Extracted
 
-__all__ = ["PageText", "SPLIT_SHARE", "KEPT_LETTERS", "extract_pdf", "read_pages", "detached_share"]
+__all__ = [
+    "PageText",
+    "SPLIT_SHARE",
+    "KEPT_LETTERS",
+    "extract_pdf",
+    "read_pages",
+    "detached_share",
+]
 
 #: Above this share of detached letters among a page's words, PDFium's words look split.
-#: Ordinary pages stay under 0.08 (0.07 on LaTeX pages full of one-letter variables),
-#: the split pages of the corpus are at 0.27-0.31.
-SPLIT_SHARE = 0.15
+#: On the real PDFs measured (docs/performance.md), pages whose words are whole stay at
+#: or under 0.06 (LaTeX pages full of one-letter variables; prose is under 0.05), and the
+#: pages whose words PDFium splits are at 0.22-0.27: 0.12 is twice the first and still
+#: well under the second. A false alarm only costs a pypdf reading of the page.
+SPLIT_SHARE = 0.12
 
 #: pypdf's text replaces a split page only if it keeps this share of PDFium's letters.
 KEPT_LETTERS = 0.97
@@ -45,8 +56,10 @@ KEPT_LETTERS = 0.97
 _PDFIUM_LOCK = threading.Lock()
 
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
-#: A lone letter after a space that follows a word of two or more letters: "Unite d".
-_DETACHED = re.compile(r"(?<=[^\W\d_]{2}) ([^\W\d_])(?![^\W\d_])")
+#: A lone letter after a space, before a space, a punctuation mark or the end: with a
+#: word of two or more letters before the space, it is a detached letter, as in
+#: "Unite d Ara b" or "Limite d." (not "f(x)" or "γ1", common in formulas).
+_LONE_LETTER = re.compile(r" ([^\W\d_])(?=[\s.,;:!?]|$)")
 
 
 @dataclass(frozen=True)
@@ -138,12 +151,14 @@ def _reads_better(candidate: str, split: str) -> bool:
 
 
 def detached_share(text: str) -> float:
-    """Lone lowercase letters right after a word (``"Unite d"``), per word of ``text``."""
-    words = len(_LETTER_RUN.findall(text))
-    if not words:
-        return 0.0
-    detached = sum(1 for match in _DETACHED.finditer(text) if match.group(1).islower())
-    return detached / words
+    """Lone lowercase letters right after a word (``"Unite d"``), per word of ``text``
+    (words as separated by whitespace)."""
+    detached = 0
+    for match in _LONE_LETTER.finditer(text):
+        start = match.start()
+        if match.group(1).islower() and start >= 2 and text[start - 2 : start].isalpha():
+            detached += 1
+    return detached / len(text.split()) if detached else 0.0
 
 
 # --------------------------------------------------------------------------- PDFium
@@ -177,7 +192,7 @@ def _pdfium_page_text(document: Any, number: int) -> str | None:
         try:
             textpage = page.get_textpage()
             try:
-                raw = textpage.get_text_range()
+                raw: str = textpage.get_text_range()
             finally:
                 textpage.close()
         finally:
