@@ -27,8 +27,9 @@ from typing import Any
 from common import REPO, emit, median, print_table
 
 TARGET_S = 0.3
-HEAVY = ["pypdf", "openpyxl", "docx", "pptx", "numpy", "pandas", "polars", "httpx", "httpx_sse",
-         "anywidget", "ipywidgets", "charset_normalizer", "bs4", "lxml", "fpdf", "xllamacpp"]
+HEAVY = ["pypdf", "pypdfium2", "openpyxl", "docx", "pptx", "numpy", "pandas", "polars", "httpx",
+         "httpx_sse", "anywidget", "ipywidgets", "charset_normalizer", "bs4", "lxml", "fpdf",
+         "xllamacpp"]
 
 SHELL = (
     "from IPython.core.interactiveshell import InteractiveShell; "

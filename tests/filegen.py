@@ -31,6 +31,7 @@ __all__ = [
     "make_text_pdf",
     "make_image_only_pdf",
     "make_encrypted_pdf",
+    "make_ocr_layer_pdf",
     "make_docx",
     "make_xlsx",
     "make_pptx",
@@ -141,6 +142,89 @@ def make_encrypted_pdf(
     path = _target(directory, name)
     path.write_bytes(buffer.getvalue())
     return path
+
+
+def make_ocr_layer_pdf(
+    directory: PathLike,
+    name: str,
+    pages: Sequence[str],
+    *,
+    spaced_pages: Iterable[int] | None = None,
+    letter_spacing: float = 2.5,
+) -> Path:
+    """A PDF whose words are drawn the way some OCR tools fit them to a scanned word.
+
+    On the pages in ``spaced_pages`` (1-based; all pages by default) each word's letters
+    are spaced out (``Tc``) and its last letter is drawn on its own, as in the text layer
+    of scanned documents: PDFium reads such words split ("Unite d Ara b"), pypdf reads
+    them whole. The other pages are drawn plainly. Helvetica, Latin-1 text, 60
+    characters a line.
+    """
+    spaced = set(range(1, len(pages) + 1) if spaced_pages is None else spaced_pages)
+    streams = [
+        _word_by_word_content(text, letter_spacing if number in spaced else 0.0)
+        for number, text in enumerate(pages, start=1)
+    ]
+    path = _target(directory, name)
+    path.write_bytes(_handmade_pdf(streams))
+    return path
+
+
+def _word_by_word_content(text: str, letter_spacing: float) -> bytes:
+    """A page's content stream: lines of words, each word's head with letter spacing
+    ``letter_spacing`` and its last letter in a separate text-showing operator."""
+
+    def literal(part: str) -> str:
+        return "(" + part.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
+
+    lines: list[list[str]] = [[]]
+    for word in text.split():
+        if lines[-1] and len(" ".join(lines[-1] + [word])) > 60:
+            lines.append([])
+        lines[-1].append(word)
+    if len(lines) > 45:
+        raise ValueError(f"{len(lines)} lines do not fit on one page (45 at most)")
+    operators = ["BT", "/F1 11 Tf"]
+    for row, words in enumerate(lines):
+        operators.append(f"1 0 0 1 72 {740 - 15 * row} Tm")
+        for index, word in enumerate(words):
+            head = (" " if index else "") + word[:-1]
+            if head:
+                operators.append(f"{letter_spacing} Tc {literal(head)} Tj")
+            operators.append(f"0 Tc {literal(word[-1])} Tj")
+    operators.append("ET")
+    return "\n".join(operators).encode("latin-1")
+
+
+def _handmade_pdf(page_streams: Sequence[bytes]) -> bytes:
+    """A minimal, valid PDF (classic cross-reference table) with these content streams,
+    one page each, and the standard Helvetica font as ``/F1``."""
+    count = len(page_streams)
+    page_ids = [4 + 2 * i for i in range(count)]
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % i for i in page_ids)
+        + b"] /Count %d >>" % count,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    for page_id, stream in zip(page_ids, page_streams):
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (page_id + 1)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref
+    )
+    return bytes(out)
 
 
 # --------------------------------------------------------------------------- DOCX

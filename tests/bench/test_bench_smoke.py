@@ -81,6 +81,31 @@ def test_streaming_bench_counts_iopub_traffic_for_the_magic_and_the_widget():
     assert "through a real kernel" in printed
 
 
+def test_pdf_bench_times_the_three_readers_on_generated_and_given_pdfs(tmp_path):
+    from filegen import make_encrypted_pdf, make_ocr_layer_pdf
+
+    make_ocr_layer_pdf(tmp_path, "split.pdf", ["United Arab Shipping Co. in Dubai"])
+    make_encrypted_pdf(tmp_path, "locked.pdf", "Secret", user_password="hunter2")
+    line, printed = run_bench("bench_pdf.py", str(tmp_path), "--pages", "4", "--runs", "1")
+    assert line["bench"] == "pdf"
+    assert [row["pages"] for row in line["generated"]] == [4, 20, 10]
+    text, split, scanned = line["generated"]
+    assert text["markers_found"] == 4 and text["pages_from_pypdf"] == []
+    assert split["markers_found"] == 20 and split["pages_from_pypdf"] == list(range(1, 21))
+    assert split["pdfium"]["words"] > split["rule"]["words"] == split["pypdf"]["words"]
+    assert scanned["rule"]["letters"] == 0
+    for row in line["generated"]:
+        for reader in ("pdfium", "pypdf", "rule"):
+            assert row[reader]["s"] > 0 and row[reader]["error"] == "", (row["name"], reader)
+    rows = {row["name"]: row for row in line["documents"]}
+    assert set(rows) == {"split.pdf", "locked.pdf"}
+    assert rows["split.pdf"]["pages_from_pypdf"] == [1]
+    assert rows["locked.pdf"]["rule"]["error"].startswith("password-protected")
+    assert line["detached_shares"]["pages_over_threshold"][0][:2] == ["split.pdf", 1]
+    assert line["goal"]["measured_pages"] == 4 and isinstance(line["goal"]["met"], bool)
+    assert "goal: a 100-page text PDF" in printed
+
+
 def test_ttft_bench_times_nbchat_and_bare_httpx_on_the_real_server(llama_url):
     line, printed = run_bench(
         "bench_ttft.py", "--url", llama_url, "--pairs", "2", "--file-tokens", "150",

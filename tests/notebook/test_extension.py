@@ -125,7 +125,7 @@ def test_changing_notebook_key_forgets_the_current_session(shell):
 
 
 def test_loading_the_extension_imports_nothing_heavy():
-    heavy = ["pypdf", "openpyxl", "docx", "pptx", "numpy", "pandas", "httpx", "anywidget", "markdown_it"]
+    heavy = ["pypdf", "pypdfium2", "openpyxl", "docx", "pptx", "numpy", "pandas", "httpx", "anywidget", "markdown_it"]
     code = f"""
 import json, sys, time
 from IPython.core.interactiveshell import InteractiveShell
