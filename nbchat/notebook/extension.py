@@ -1,6 +1,7 @@
 """Loading and unloading the extension, and the one :class:`ChatClient` of each shell.
 
-``load`` registers the ``%%chat`` / ``%chat`` magics and the ``NbChat`` configurable;
+``load`` registers the ``%%chat`` / ``%chat`` magics, the ``NbChat`` configurable and
+the hooks that record failing cells and displays (:mod:`nbchat.notebook.cells`);
 ``unload`` removes exactly what ``load`` added. Loading twice changes nothing.
 
 Each shell has one client. Its settings are rebuilt from ``NbChat`` every time a magic
@@ -20,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nbchat.api import ChatClient
     from nbchat.core.turn import TurnResult
+    from nbchat.notebook.cells import CellRecorder
     from nbchat.notebook.config import NbChat
 
-__all__ = ["load", "unload", "is_loaded", "client_for", "config_for", "notebook_key", "last_result"]
+__all__ = ["load", "unload", "is_loaded", "client_for", "config_for", "notebook_key", "last_result",
+           "recorder_for"]
 
 MAGIC_NAME = "chat"
 _NOTEBOOK_VARIABLES = ("__session__", "__vsc_ipynb_file__")
@@ -36,6 +39,7 @@ class _Loaded:
     config: "NbChat"
     magics: Any
     kernel_key: str
+    recorder: "CellRecorder"
     client: "ChatClient | None" = None
     last_result: "TurnResult | None" = None
 
@@ -47,6 +51,7 @@ def load(shell: Any) -> None:
     """Register the magics and ``NbChat`` on ``shell`` (a second call does nothing)."""
     if id(shell) in _LOADED and _LOADED[id(shell)].shell is shell:
         return
+    from nbchat.notebook.cells import CellRecorder
     from nbchat.notebook.config import NbChat
     from nbchat.notebook.magics import ChatMagics
 
@@ -54,7 +59,9 @@ def load(shell: Any) -> None:
     shell.configurables.append(config)
     magics = ChatMagics(shell)
     shell.register_magics(magics)
-    _LOADED[id(shell)] = _Loaded(shell, config, magics, _kernel_key(shell))
+    recorder = CellRecorder(shell)
+    recorder.attach()
+    _LOADED[id(shell)] = _Loaded(shell, config, magics, _kernel_key(shell), recorder)
 
 
 def unload(shell: Any) -> None:
@@ -72,6 +79,7 @@ def unload(shell: Any) -> None:
         del manager.registry[name]
     if state.config in shell.configurables:
         shell.configurables.remove(state.config)
+    state.recorder.detach()
     if state.client is not None:
         state.client.close()
 
@@ -106,6 +114,12 @@ def client_for(shell: Any) -> "ChatClient":
             state.client.notebook = key
             state.client.session_id = None
     return state.client
+
+
+def recorder_for(shell: Any) -> "CellRecorder | None":
+    """What the extension records of this shell's cells (``None`` when not loaded)."""
+    state = _LOADED.get(id(shell))
+    return state.recorder if state is not None and state.shell is shell else None
 
 
 def remember_result(shell: Any, result: "TurnResult") -> None:
