@@ -71,7 +71,7 @@ class CellRecorder:
 
     def __init__(self, shell: Any) -> None:
         self.shell = shell
-        self.failures: dict[int, CellFailure] = {}
+        self.failures: list[CellFailure] = []  # in the order the cells ran
         self.on_failure: list[Callable[[CellFailure], None]] = []
         self.first_cell = max(1, int(getattr(shell, "execution_count", 1) or 1) - 1)
         self._displays: dict[str, tuple[int, int]] = {}  # display id -> (cell, index)
@@ -97,7 +97,7 @@ class CellRecorder:
 
     @property
     def last_failure(self) -> CellFailure | None:
-        return self.failures[max(self.failures)] if self.failures else None
+        return self.failures[-1] if self.failures else None
 
     def post_run_cell(self, result: Any) -> None:
         """Record the cell's exception, if it raised one that is not nbchat's own."""
@@ -107,9 +107,11 @@ class CellRecorder:
         if error is None or _is_nbchat_usage_error(error):
             return
         info = getattr(result, "info", None)
+        # A cell run without history (nbval, tools) has no number of its own.
+        number = result.execution_count if getattr(info, "store_history", True) else None
         source = getattr(info, "raw_cell", "") or _input(self.shell, result.execution_count)
-        failure = _failure(self.shell, result.execution_count, error, source)
-        self.failures[result.execution_count] = failure
+        failure = _failure(self.shell, number, error, source)
+        self.failures.append(failure)
         for listener in list(self.on_failure):
             try:
                 listener(failure)
@@ -311,7 +313,7 @@ def cell_specs(
     inputs = _inputs(shell)
     specs: list["AttachmentSpec"] = []
     failures: list[AttachmentError] = []
-    failures_by_cell = known_failures(shell)
+    failures_by_cell = {f.number: f for f in known_failures(shell) if f.number is not None}
     for number in cell_numbers(values):
         if number >= len(inputs):
             ran = f"cells 1 to {len(inputs) - 1} have" if len(inputs) > 2 else "no cell has"
@@ -334,14 +336,15 @@ def cell_specs(
     return specs, failures
 
 
-def known_failures(shell: Any) -> dict[int, CellFailure]:
-    """Every failing cell nbchat knows of, by number: recorded, or kept by IPython 9."""
+def known_failures(shell: Any) -> list[CellFailure]:
+    """Every failing cell nbchat knows of, oldest first: kept by IPython 9 before
+    ``%load_ext``, then recorded."""
     from nbchat.notebook.extension import recorder_for
 
     recorder = recorder_for(shell)
     if recorder is None:
-        return _earlier_failures(shell, sys.maxsize)
-    return {**_earlier_failures(shell, recorder.first_cell), **recorder.failures}
+        return list(_earlier_failures(shell, sys.maxsize).values())
+    return [*_earlier_failures(shell, recorder.first_cell).values(), *recorder.failures]
 
 
 def find_failure(shell: Any, number: int | None = None) -> CellFailure | None:
@@ -349,9 +352,10 @@ def find_failure(shell: Any, number: int | None = None) -> CellFailure | None:
     kernel has none. A cell that is known not to have failed is an error that says so."""
     known = known_failures(shell)
     if number is None:
-        return known[max(known)] if known else _last_exception(shell)
-    if number in known:
-        return known[number]
+        return known[-1] if known else _last_exception(shell)
+    for failure in reversed(known):
+        if failure.number == number:
+            return failure
     last = _last_exception(shell)
     if last is not None and last.number == number:
         return last
@@ -362,12 +366,13 @@ def find_failure(shell: Any, number: int | None = None) -> CellFailure | None:
 
 
 def _earlier_failures(shell: Any, before: int) -> dict[int, CellFailure]:
-    """Failing cells before ``%load_ext`` that IPython 9 kept (``exceptions``)."""
+    """Failing cells before ``%load_ext`` that IPython 9 kept (``exceptions``), usage
+    errors (a mistyped magic, shown without a traceback) left out."""
     stored = getattr(shell.history_manager, "exceptions", None) or {}
     found: dict[int, CellFailure] = {}
-    for number, details in stored.items():
-        if number >= before:
-            continue
+    for number, details in sorted(stored.items()):
+        if number >= before or details.get("ename") == "UsageError":
+            continue  # a usage error's origin is unknown here: it may be nbchat's own
         text = strip_ansi("\n".join(str(line) for line in details.get("traceback") or []))
         found[number] = CellFailure(
             number, str(details.get("ename", "")), str(details.get("evalue", "")), text,
