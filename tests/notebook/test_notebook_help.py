@@ -21,6 +21,15 @@ ANSWER_WITH_CODE = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _fresh_history(shell: Any) -> Any:
+    """These tests run many numbered cells in the shared test shell; start the next test
+    with an empty history (as a new kernel would), so ``--nb`` elsewhere stays small."""
+    yield
+    shell.history_manager.reset(new_session=True)
+    shell.execution_count = 1
+
+
 def run(shell: Any, source: str) -> Any:
     return shell.run_cell(source, store_history=True)
 
