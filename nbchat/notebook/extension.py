@@ -1,6 +1,7 @@
 """Loading and unloading the extension, and the one :class:`ChatClient` of each shell.
 
-``load`` registers the ``%%chat`` / ``%chat`` magics and the ``NbChat`` configurable;
+``load`` registers the ``%%chat`` / ``%chat`` magics, the ``NbChat`` configurable and
+the hooks that record failing cells and displays (:mod:`nbchat.notebook.cells`);
 ``unload`` removes exactly what ``load`` added. Loading twice changes nothing.
 
 Each shell has one client. Its settings are rebuilt from ``NbChat`` every time a magic
@@ -21,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nbchat.api import ChatClient
     from nbchat.core.turn import TurnResult
+    from nbchat.notebook.cells import CellRecorder
     from nbchat.notebook.config import NbChat
 
-__all__ = ["load", "unload", "is_loaded", "client_for", "config_for", "notebook_key", "last_result"]
+__all__ = ["load", "unload", "is_loaded", "client_for", "config_for", "notebook_key", "last_result",
+           "recorder_for"]
 
 MAGIC_NAME = "chat"
 _NOTEBOOK_VARIABLES = ("__session__", "__vsc_ipynb_file__")
@@ -37,6 +40,7 @@ class _Loaded:
     config: "NbChat"
     magics: Any
     kernel_key: str
+    recorder: "CellRecorder"
     client: "ChatClient | None" = None
     last_result: "TurnResult | None" = None
 
@@ -48,13 +52,16 @@ def load(shell: Any) -> None:
     """Register the magics and ``NbChat`` on ``shell`` (a second call does nothing)."""
     if id(shell) in _LOADED and _LOADED[id(shell)].shell is shell:
         return
+    from nbchat.notebook.cells import CellRecorder
     from nbchat.notebook.magics import ChatMagics
 
     config = _configurable(shell)
     shell.configurables.append(config)
     magics = ChatMagics(shell)
     shell.register_magics(magics)
-    _LOADED[id(shell)] = _Loaded(shell, config, magics, _kernel_key(shell))
+    recorder = CellRecorder(shell)
+    recorder.attach()
+    _LOADED[id(shell)] = _Loaded(shell, config, magics, _kernel_key(shell), recorder)
 
 
 def _configurable(shell: Any) -> "NbChat":
@@ -106,6 +113,7 @@ def unload(shell: Any) -> None:
         del manager.registry[name]
     if state.config in shell.configurables:
         shell.configurables.remove(state.config)
+    state.recorder.detach()
     if state.client is not None:
         state.client.close()
 
@@ -140,6 +148,12 @@ def client_for(shell: Any) -> "ChatClient":
             state.client.notebook = key
             state.client.session_id = None
     return state.client
+
+
+def recorder_for(shell: Any) -> "CellRecorder | None":
+    """What the extension records of this shell's cells (``None`` when not loaded)."""
+    state = _LOADED.get(id(shell))
+    return state.recorder if state is not None and state.shell is shell else None
 
 
 def remember_result(shell: Any, result: "TurnResult") -> None:

@@ -28,6 +28,7 @@ from IPython.core.magic_arguments import (
 
 from nbchat.core.errors import NbChatError, redact
 from nbchat.core.settings import BACKENDS, MAX_TEMPERATURE
+from nbchat.notebook.cells import notebook_text
 
 if TYPE_CHECKING:
     import argparse
@@ -59,9 +60,10 @@ SUBCOMMANDS = (
     "engine",
     "widget",
     "recall",
+    "error",
+    "code",
 )
 DEFAULT_HISTORY_TURNS = 10
-NOTEBOOK_OUTPUT_CHARS = 4_000
 NOTEBOOK_LABEL = "notebook"
 DATAFRAME_LABEL = "dataframe"
 VARIABLE_LABEL = "variable"
@@ -89,6 +91,11 @@ LINE_HELP = """\
   widget                        the chat panel
   recall QUERY [-n N] [--all]   search past messages; `recall --attach HIT` adds
                                 a hit to the next turn
+  error [N] [OPTIONS]           explain the kernel's last error (or In[N]'s): its
+                                traceback and cell are attached; takes %%chat's
+                                options (--dry-run, -m, --cell N, ...)
+  code [N] [--all]              the last answer's code block N (default: the last;
+                                --all: every block) into a new cell below
 """
 
 
@@ -167,6 +174,22 @@ class ChatMagics(Magics):
         "--nb",
         action="store_true",
         help="Attach this notebook's cells so far (inputs and text outputs).",
+    )
+    @argument(
+        "--cell",
+        action="append",
+        default=[],
+        metavar="N",
+        help="Attach cell In[N] and its outputs; a range such as 3-5 attaches several. "
+        "Repeatable.",
+    )
+    @argument(
+        "--error",
+        nargs="?",
+        const=0,
+        type=int,
+        metavar="N",
+        help="Attach the kernel's last error (or In[N]'s): exception, traceback, cell.",
     )
     @argument("--system", metavar="TEXT", help="System prompt (a new session keeps it).")
     @argument("--max-tokens", type=int, metavar="N", help="Longest answer, in tokens.")
@@ -521,6 +544,23 @@ class ChatMagics(Magics):
             raise UsageError(f"The chat widget cannot load: {error}.") from None
         return ChatWidget(client=client)
 
+    def _error(self, client: "ChatClient", argv: list[str]) -> "DryRunView | None":
+        from nbchat.core.failure import EXPLAIN_ERROR_QUESTION
+
+        number = int(argv.pop(0)) if argv and argv[0].isdigit() else 0
+        args = self.chat_cell.parser.parse_args(argv)
+        args.error = number
+        return run_cell_turn(self.shell, args, EXPLAIN_ERROR_QUESTION)
+
+    def _code(self, client: "ChatClient", argv: list[str]) -> None:
+        from nbchat.notebook.codecell import insert_code
+
+        parser = _parser("%chat code")
+        parser.add_argument("number", nargs="?", type=int)
+        parser.add_argument("--all", action="store_true")
+        args = parser.parse_args(argv)
+        print(insert_code(self.shell, client, args.number, join_all=args.all))
+
     def _recall(self, client: "ChatClient", argv: list[str]) -> Any:
         try:
             from nbchat.notebook.recall import recall_command
@@ -542,6 +582,14 @@ def run_cell_turn(shell: Any, args: "argparse.Namespace", prompt: str) -> "DryRu
     settings = _cell_settings(client.settings, args)
     with user_errors(*_secrets(settings)):
         specs, failures = _variable_specs(shell, args, settings, client.notebook, prompt)
+        if args.error is not None:
+            from nbchat.notebook.cells import NO_ERROR_YET, failure_spec, find_failure
+
+            failure = find_failure(shell, args.error or None)
+            if failure is None:
+                print(NO_ERROR_YET)
+                return None
+            specs.append(failure_spec(failure, _secrets(settings)))
         if failures:
             raise_attachment_failures(client, settings, args.file, failures)
         prepared = client.prepare(
@@ -635,6 +683,12 @@ def _variable_specs(
             max_chars = max(1_000, settings.attachment_budget * 4)  # ~4 characters a token
             text = summarize_variable(namespace[name], name, max_chars=max_chars)
             specs.append(text_spec(name, redact(text, *_secrets(settings)), label=VARIABLE_LABEL))
+    if args.cell:
+        from nbchat.notebook.cells import cell_specs
+
+        found, missing = cell_specs(shell, args.cell, _secrets(settings))
+        specs += found
+        failures += missing
     if args.nb:
         name = NOTEBOOK_LABEL
         if notebook and notebook.endswith(".ipynb"):
@@ -803,70 +857,6 @@ def _model_label(backend: "Backend", settings: "Settings") -> str | None:
     return None
 
 
-# -- --nb --------------------------------------------------------------------------------
-
-
-def notebook_text(
-    shell: Any,
-    *,
-    running_prompt: str = "",
-    secrets: Sequence[str | None] = (),
-    max_output_chars: int = NOTEBOOK_OUTPUT_CHARS,
-) -> str:
-    """The cells run so far in this kernel: inputs and their text outputs, in order.
-
-    Outputs come from IPython's output history (streams, results and displays, on
-    IPython 9) or, on older versions, from ``Out``. Anything shaped like an API key is
-    masked. The running ``%%chat`` cell (recognised by its prompt) is left out.
-    """
-    history = shell.history_manager
-    inputs = list(history.input_hist_raw)
-    last = len(inputs) - 1
-    prompt = running_prompt.strip()
-    if last >= 1 and prompt and prompt in inputs[last] and "chat" in inputs[last]:
-        last -= 1  # the %%chat cell that is running now
-    outputs = getattr(history, "outputs", None)
-    reprs = getattr(history, "output_hist_reprs", {}) or {}
-    blocks: list[str] = []
-    for number in range(1, last + 1):
-        source = inputs[number].rstrip()
-        if not source.strip():
-            continue
-        blocks.append(f"In [{number}]:\n{source}")
-        if outputs is not None:
-            text = _history_output_text(outputs.get(number, ()))
-        else:
-            text = str(reprs.get(number, ""))
-        if text.strip():
-            blocks.append(f"Out [{number}]:\n{_clip_block(text.rstrip(), max_output_chars)}")
-    if not blocks:
-        return ""
-    return redact("\n\n".join(blocks), *secrets)
-
-
-def _history_output_text(outputs: Sequence[Any]) -> str:
-    """Text of one cell's outputs; repeated updates of one display count once."""
-    pieces: list[str] = []
-    last_display_keys: tuple[str, ...] | None = None
-    for output in outputs:
-        kind = getattr(output, "output_type", "")
-        bundle = getattr(output, "bundle", {}) or {}
-        if kind in ("out_stream", "err_stream"):
-            pieces.append("".join(str(part) for part in bundle.get("stream", [])))
-            last_display_keys = None
-            continue
-        text = bundle.get("text/plain", "")
-        if isinstance(text, list):
-            text = "".join(text)
-        keys = tuple(sorted(bundle))
-        if kind == "display_data" and keys == last_display_keys and pieces:
-            pieces[-1] = str(text)  # a display being updated: keep its last state
-        else:
-            pieces.append(str(text))
-        last_display_keys = keys if kind == "display_data" else None
-    return "\n".join(piece.rstrip("\n") for piece in pieces if piece)
-
-
 # -- small helpers -----------------------------------------------------------------------
 
 
@@ -969,12 +959,6 @@ def _status_mark(status: str) -> str:
 def _clip(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _clip_block(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"\n[… {len(text) - limit:,} more characters]"
 
 
 def _size(size_bytes: int) -> str:

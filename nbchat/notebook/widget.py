@@ -166,6 +166,9 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
     meter = traitlets.Dict(help="Token report of the current draft (the dry run's).").tag(sync=True)
     model_label = traitlets.Unicode("").tag(sync=True)
     max_upload_bytes = traitlets.Int(0).tag(sync=True)
+    last_error = traitlets.Dict(
+        help="The kernel's last error, {cell, summary}, for 'Explain last error'; {} if none."
+    ).tag(sync=True)
 
     def __init__(self, client: ChatClient | None = None, **kwargs: Any) -> None:
         self.traffic = Traffic()  # before the comm opens: every message is counted
@@ -188,6 +191,7 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
         hook = _TurnStoredHook(self)
         self.client.on_turn_stored.append(hook)
         weakref.finalize(self, _remove_hook, self.client.on_turn_stored, hook)
+        self._follow_errors()
         try:
             self.refresh()
         except NbChatError as error:  # e.g. the database cannot be opened: say so in the panel
@@ -234,13 +238,28 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
             self._update(error=_bug_text(error))
 
     def _on_send(self, content: dict[str, Any], buffers: list[Any]) -> None:
-        text = str(content.get("text") or "")
+        self._start_turn(str(content.get("text") or ""))
+
+    def _on_explain_error(self, content: dict[str, Any], buffers: list[Any]) -> None:
+        """Ask about the kernel's last error, its traceback and cell attached."""
+        from nbchat.core.failure import EXPLAIN_ERROR_QUESTION
+        from nbchat.notebook.cells import NO_ERROR_YET, failure_spec, find_failure
+
+        failure = find_failure(self._shell) if self._shell is not None else None
+        if failure is None:
+            raise NbChatError(NO_ERROR_YET)
+        settings = self.client.settings
+        spec = failure_spec(failure, (settings.api_key, settings.openai_api_key))
+        self._start_turn(EXPLAIN_ERROR_QUESTION, [spec])
+
+    def _start_turn(self, text: str, extra: list[AttachmentSpec] | None = None) -> None:
         if self.streaming:
             raise NbChatError("An answer is still streaming: stop it first, or wait for it.")
         if not text.strip():
             raise NbChatError("The message is empty: type a question first.")
         self._refresh_settings()
         specs = self._attachment_specs()  # user_ns is read here, on the kernel's thread
+        specs += extra or []
         self._stop = threading.Event()
         self._update(streaming=True, phase="preparing", error="")
         self._turn = threading.Thread(
@@ -250,6 +269,22 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
             daemon=True,
         )
         self._turn.start()
+
+    def _follow_errors(self) -> None:
+        """Show "Explain last error" when the kernel has one, and follow new ones."""
+        if self._shell is None:
+            return
+        from nbchat.notebook.cells import find_failure
+        from nbchat.notebook.extension import recorder_for
+
+        failure = find_failure(self._shell)
+        if failure is not None:
+            self.last_error = _error_state(failure)
+        recorder = recorder_for(self._shell)
+        if recorder is not None:
+            hook = _FailureHook(self)
+            recorder.on_failure.append(hook)
+            weakref.finalize(self, _remove_hook, recorder.on_failure, hook)
 
     def _on_stop(self, content: dict[str, Any], buffers: list[Any]) -> None:
         if self.streaming:
@@ -628,6 +663,7 @@ _HANDLERS: dict[str, Callable[[ChatWidget, dict[str, Any], list[Any]], None]] = 
     "fork": ChatWidget._on_fork,
     "refresh": ChatWidget._on_refresh,
     "resync": ChatWidget._on_resync,
+    "explain_error": ChatWidget._on_explain_error,
 }
 
 
@@ -649,6 +685,22 @@ class _TurnStoredHook:
         if result.session_id == widget.client.session_id:
             with widget._sync_lock, widget.hold_sync():
                 widget._load_session()
+
+
+class _FailureHook:
+    """Updates the panel's ``last_error`` when a cell fails."""
+
+    def __init__(self, widget: ChatWidget) -> None:
+        self._widget = weakref.ref(widget)
+
+    def __call__(self, failure: Any) -> None:
+        widget = self._widget()
+        if widget is not None:
+            widget._update(last_error=_error_state(failure))
+
+
+def _error_state(failure: Any) -> dict[str, Any]:
+    return {"cell": failure.number, "summary": failure.summary}
 
 
 def _bug_text(error: Exception) -> str:

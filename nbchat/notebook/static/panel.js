@@ -16,6 +16,7 @@ const ICONS = {
   plus: "M11 5h2v6h6v2h-6v6h-2v-6H5v-2h6z",
   fork: "M7 3a2.5 2.5 0 0 0-1 4.8v8.4A2.5 2.5 0 1 0 8 16.2V14c0-1 .6-1.6 1.6-1.6h4.8A3.6 3.6 0 0 0 18 8.8V7.8a2.5 2.5 0 1 0-2 0v1c0 1-.6 1.6-1.6 1.6H9.6c-.6 0-1.1.1-1.6.3V7.8A2.5 2.5 0 0 0 7 3z",
   copy: "M8 3h11v13h-2V5H8zM5 7h10v14H5zm2 2v10h6V9z",
+  bug: "M12 3a4 4 0 0 0-4 4h8a4 4 0 0 0-4-4zM7 9v5a5 5 0 0 0 10 0V9zm-4 1h3v2H3zm15 0h3v2h-3zM3 15h3v2H3zm15 0h3v2h-3z",
 };
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -134,10 +135,11 @@ function render({ model, el }) {
   const frameSelect = h("select", { className: "nbchat-frames", "aria-label": "Attach a DataFrame from the notebook" });
   const meter = h("div", { className: "nbchat-meter", role: "group", "aria-label": "Token use of this message" });
   const hint = h("span", { id: `${inputId}-hint`, className: "nbchat-hint" }, "Enter to send · Shift+Enter for a new line");
+  const explainButton = h("button", { type: "button", className: "nbchat-button nbchat-explain", hidden: true }, icon("bug"), "Explain last error");
   const composer = h("div", { className: "nbchat-composer" },
     chips,
     h("div", { className: "nbchat-inputrow" }, inputLabel, input, sendButton),
-    h("div", { className: "nbchat-tools" }, attachButton, fileInput, h("span", { className: "nbchat-frame-wrap" }, icon("table"), frameSelect), hint, h("span", { className: "nbchat-spacer" }), meter));
+    h("div", { className: "nbchat-tools" }, attachButton, fileInput, h("span", { className: "nbchat-frame-wrap" }, icon("table"), frameSelect), explainButton, hint, h("span", { className: "nbchat-spacer" }), meter));
 
   const root = h("div", { className: "nbchat-panel", "data-lm-suppress-shortcuts": "true" }, header, log, errorBox, composer);
   el.appendChild(root);
@@ -166,8 +168,8 @@ function render({ model, el }) {
       h("div", { className: "nbchat-bubble", text }), fileList(files));
   }
 
-  function copyButton(getText) {
-    const button = iconButton("copy", "Copy the answer's Markdown");
+  function copyButton(getText, label = "Copy the answer's Markdown", className = "") {
+    const button = iconButton("copy", label, { className });
     button.addEventListener("click", async () => {
       try {
         await navigator.clipboard.writeText(getText());
@@ -180,9 +182,21 @@ function render({ model, el }) {
     return button;
   }
 
+  /** A Copy button on each code block: it copies the block's text as written. */
+  function addCodeCopyButtons(body) {
+    body.querySelectorAll("pre").forEach((pre, index) => {
+      const code = pre.querySelector("code") || pre;
+      const text = () => code.textContent.replace(/\n$/, "");
+      const holder = h("div", { className: "nbchat-code" });
+      pre.replaceWith(holder);
+      holder.append(pre, copyButton(text, `Copy code block ${index + 1}`, "nbchat-code-copy"));
+    });
+  }
+
   function assistantMessage(message) {
     const body = h("div", { className: "nbchat-md" });
     body.innerHTML = renderMarkdown(message.text || "");
+    addCodeCopyButtons(body);
     const interrupted = message.status === "partial" && message.error_kind === "interrupted";
     const failed = message.error && !interrupted;
     const badge = message.status === "partial"
@@ -427,6 +441,7 @@ function render({ model, el }) {
     sendButton.classList.toggle("nbchat-stop", !!streaming);
     sendButton.disabled = streaming ? phase === "stopping" : !input.value.trim();
     newButton.disabled = !!streaming;
+    explainButton.disabled = !!streaming;
     sessionSelect.disabled = !!streaming;
     forkButton.disabled = !model.get("session_id") || !!streaming;
   }
@@ -465,6 +480,19 @@ function render({ model, el }) {
     input.focus();
   });
 
+  function drawExplain() {
+    const last = model.get("last_error") || {};
+    explainButton.hidden = !last.summary;
+    const where = last.cell ? ` (In [${last.cell}])` : "";
+    explainButton.title = last.summary ? `Ask the model to explain ${last.summary}${where} and how to fix it` : "";
+  }
+
+  explainButton.addEventListener("click", () => {
+    if (model.get("streaming")) return;
+    errorBox.hidden = true;
+    model.send({ type: "explain_error" });
+  });
+
   function drawError() {
     const error = model.get("error");
     errorBox.textContent = error || "";
@@ -501,6 +529,7 @@ function render({ model, el }) {
   listen("change:dataframes", drawFrames);
   listen("change:meter", drawMeter);
   listen("change:error", drawError);
+  listen("change:last_error", drawExplain);
   listen("change:model_label", () => { modelLabel.textContent = model.get("model_label"); });
 
   modelLabel.textContent = model.get("model_label");
@@ -510,6 +539,7 @@ function render({ model, el }) {
   drawFrames();
   drawMeter();
   drawError();
+  drawExplain();
   drawComposer();
   requestAnimationFrame(() => {
     log.scrollTop = log.scrollHeight;
