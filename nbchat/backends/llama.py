@@ -98,7 +98,7 @@ class LlamaServerBackend(OpenAICompatBackend):
 
     @property
     def server_label(self) -> str:
-        return f"llama-server at {self.shown_url}"
+        return f"{self.label} at {self.shown_url}"
 
     # -- readiness -------------------------------------------------------------------------
 
@@ -164,7 +164,7 @@ class LlamaServerBackend(OpenAICompatBackend):
         self._healthy_until = time.monotonic() + self.health_ttl_s
 
     def _before_request(self) -> None:
-        self.check_ready()
+        self.check_ready()  # free when the client checked just before (health_ttl_s)
 
     def _chat_body(
         self,

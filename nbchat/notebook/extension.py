@@ -73,7 +73,7 @@ def _configurable(shell: Any) -> "NbChat":
     """
     from traitlets import TraitError
 
-    from nbchat.core.settings import KEY_VARIABLES
+    from nbchat.core.settings import key_variables
     from nbchat.notebook.config import NbChat
 
     section = shell.config.get("NbChat") if "NbChat" in shell.config else None
@@ -86,7 +86,7 @@ def _configurable(shell: Any) -> "NbChat":
                 setattr(probe, name, section[name])
             except TraitError as error:
                 value = section.pop(name)
-                if name in KEY_VARIABLES:  # a key's value is never printed
+                if name in key_variables():  # a key's value is never printed
                     line = f"nbchat: ignored NbChat.{name} (not a string); it stays unset."
                 else:
                     reason = " ".join(str(error).split()).rstrip(".")
