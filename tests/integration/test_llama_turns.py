@@ -144,26 +144,31 @@ def test_the_dry_run_total_is_what_the_server_evaluates_on_the_next_turn(
     notes.write_text(prose(300), encoding="utf-8")
     table = tmp_path / "rainfall.csv"
     table.write_text("district,rainfall_mm\nNorth,812\nDelta,1204\nHills,967\n", encoding="utf-8")
+    # As in %%chat cells: questions end with a newline, which the template trims.
     turns = [
-        ("Read these site notes; what do they cover?", [notes]),
-        ("Which districts are named?", []),
-        ("Now compare with this table, in one line.", [table]),
-        ("Thanks. Anything about crop yields?", []),
+        ("Read these site notes; what do they cover?\n", [notes]),
+        ("Which districts are named?\n", []),
+        ("  Now compare with this table, in one line.\n\n", [table]),
+        ("Thanks. Anything about crop yields?\n", []),
     ]
+    dry_totals: list[int] = []
+    evaluated: list[int] = []
+    reports = []
     try:
         for question, files in turns:
-            dry = nbchat.dry_run(question, files, max_tokens=8)
-            result = nbchat.chat(question, files, max_tokens=8, temperature=0.0)
+            dry = nbchat.dry_run(question, files, max_tokens=24)
+            result = nbchat.chat(question, files, max_tokens=24, temperature=0.0)
             assert result.status == "complete", result.error_message
-            evaluated = result.timings["prompt_n"] + result.timings["cache_n"]
-            assert dry.report.total_tokens == evaluated, (question, dry.report.as_text())
-            assert dry.report.exact and dry.report.parts_exact
-            parts_sum = sum(
-                nbchat.api.default_client().backend().count_tokens(m["content"])
-                for m in dry.messages
-            )
-            assert parts_sum != evaluated  # the template adds tokens between the parts
-            assert f"total {evaluated:,} of" in dry.report.as_text()
-            assert "exact: the whole prompt" in dry.report.as_text()
+            dry_totals.append(dry.report.total_tokens)
+            evaluated.append(result.timings["prompt_n"] + result.timings["cache_n"])
+            reports.append((dry.report, dry.messages))
+        assert dry_totals == evaluated
+        backend = nbchat.api.default_client().backend()
+        for (report, messages), total in zip(reports, evaluated):
+            assert report.exact and report.parts_exact
+            assert f"total {total:,} of" in report.as_text()
+            assert "exact: the whole prompt" in report.as_text()
+            parts_sum = sum(backend.count_tokens(m["content"]) for m in messages)
+            assert parts_sum != total  # the template adds tokens between the parts
     finally:
         nbchat.api.default_client().close()
