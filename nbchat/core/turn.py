@@ -128,13 +128,13 @@ class TokenReport:
             mark = "  (cut)" if kept < total else ""
             lines.append(f"{label:<{width}}  {kind:<9} {kept:>8,} {total:>8,}{mark}")
         if self.exact:
-            total = f"total {self.total_tokens:,}"
+            figure = f"{self.total_tokens:,}"
             counted = "exact: the whole prompt as the server templates and tokenizes it"
         else:
-            total = f"total ~{self.total_tokens:,}"
+            figure = f"~{self.total_tokens:,}"
             counted = "an estimate: the parts plus an allowance for the chat template"
         lines.append(
-            f"{total} of {self.window_tokens:,} tokens ({counted}; {self.max_tokens:,} kept "
+            f"total {figure} of {self.window_tokens:,} tokens ({counted}; {self.max_tokens:,} kept "
             f"for the answer; attachments {self.attachment_tokens:,} of budget "
             f"{self.attachment_budget:,})"
         )
