@@ -20,6 +20,7 @@ __all__ = [
     "Event",
     "Backend",
     "TokenCounter",
+    "PromptCounter",
 ]
 
 # An OpenAI-style chat message: {"role": "system"|"user"|"assistant", "content": str}.
@@ -86,6 +87,13 @@ class TokenCounter(Protocol):
     tokenizer_id: str
 
     def count(self, text: str) -> int: ...
+
+
+class PromptCounter(TokenCounter, Protocol):
+    """A counter that also counts a whole prompt as its server builds it from messages
+    (chat template and special tokens included); llama-server's counter is one."""
+
+    def count_prompt(self, messages: Sequence[Message]) -> int: ...
 
 
 class Backend(Protocol):
