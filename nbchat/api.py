@@ -23,6 +23,7 @@ from nbchat.core.turn import (
     PreparedTurn,
     TurnEvent,
     TurnResult,
+    count_whole_prompt,
     prepare_turn,
     run_turn,
 )
@@ -190,11 +191,14 @@ class ChatClient:
         recalled: str = "",
         exact_tokens: bool = True,
         recall: bool = False,
+        count_prompt: bool = False,
     ) -> PreparedTurn:
         """The exact messages and token report of a turn; writes nothing.
 
         Unless ``recalled`` gives the block itself, the memory's planner may add relevant
         past messages (``recall=True`` asks it to search whatever the prompt says).
+        ``count_prompt`` has the server count the whole prompt for the report's total
+        (for reports that are shown; a turn about to be sent does not need it).
         """
         settings = settings or self.settings
         store = self.store
@@ -250,13 +254,15 @@ class ChatClient:
             )
 
         if recalled:
-            return turn(recalled)
-        from nbchat.memory.planner import prepare_with_recall
+            prepared = turn(recalled)
+        else:
+            from nbchat.memory.planner import prepare_with_recall
 
-        return prepare_with_recall(
-            self, turn, prompt, session=current, counter=counter, settings=settings,
-            forced=recall, no_history=no_history,
-        )
+            prepared = prepare_with_recall(
+                self, turn, prompt, session=current, counter=counter, settings=settings,
+                forced=recall, no_history=no_history,
+            )
+        return count_whole_prompt(prepared) if count_prompt and exact_tokens else prepared
 
     def run(self, prepared: PreparedTurn) -> Iterator[TurnEvent]:
         """Send a prepared turn: deltas and usage as they come, then the stored result."""
@@ -369,14 +375,16 @@ def dry_run(
     recall: bool = False,
     **overrides: Any,
 ) -> PreparedTurn:
-    """The exact messages and per-part token report of a turn, without sending or storing.
+    """The exact messages and token report of a turn, without sending or storing.
 
+    The report counts each part alone; its total is the server's count of the whole
+    prompt on llama-server (``report.exact``), an estimate elsewhere.
     ``recall=True`` makes the memory search past messages whatever the prompt says.
     """
     client, settings = _call(backend, model, max_tokens, None, overrides)
     prepared = client.prepare(
         prompt, files, session=session, new=new, no_history=no_history, settings=settings,
-        recall=recall,
+        recall=recall, count_prompt=True,
     )
     prepared.resolver.remember()
     return prepared

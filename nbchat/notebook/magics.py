@@ -600,6 +600,7 @@ def run_cell_turn(shell: Any, args: "argparse.Namespace", prompt: str) -> "DryRu
             no_history=args.no_history,
             settings=settings,
             recall=args.recall,
+            count_prompt=args.dry_run,
         )
         attached_now = {spec.name for spec in specs if spec.label == DATAFRAME_LABEL}
         notices = _changed_dataframe_notices(

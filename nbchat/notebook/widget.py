@@ -612,7 +612,9 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
 
     def _count_draft(self, draft: str, specs: list[AttachmentSpec], new: bool) -> None:
         try:
-            prepared = self.client.prepare(draft if draft.strip() else EMPTY_DRAFT, specs, new=new)
+            prepared = self.client.prepare(
+                draft if draft.strip() else EMPTY_DRAFT, specs, new=new, count_prompt=True
+            )
         except NbChatError as error:
             meter: dict[str, Any] = {"error": str(error)}
         else:
@@ -794,6 +796,7 @@ def _meter(report: TokenReport) -> dict[str, Any]:
         "window_tokens": report.window_tokens,
         "max_tokens": report.max_tokens,
         "exact": report.exact,
+        "parts_exact": report.parts_exact,
     }
     if report.attachments:
         meter["parts"] = [

@@ -10,7 +10,15 @@ from nbchat.backends.llama import LlamaServerBackend
 from nbchat.core.errors import BackendError, BackendUnreachable
 from nbchat.core.events import Done, StreamError, TextDelta, Usage
 
-from sse_server import answer, dead_url, delta_chunk, json_reply, simple_tokenize, sse_reply
+from sse_server import (
+    answer,
+    apply_template,
+    dead_url,
+    delta_chunk,
+    json_reply,
+    simple_tokenize,
+    sse_reply,
+)
 
 QUESTION = [{"role": "user", "content": "Hello?"}]
 OVERFLOW = {
@@ -156,6 +164,39 @@ def test_short_texts_are_counted_once(server):
         counter = backend.token_counter()
         assert counter.count("## notes.txt") == counter.count("## notes.txt") == 5
     assert len(server.requests_to("/tokenize")) == 1
+
+
+def test_a_whole_prompt_is_templated_then_tokenized_with_the_bos_and_cached(server):
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello, model?"},
+    ]
+    backend = LlamaServerBackend(server.url)
+    counter = backend.token_counter()
+    assert counter is not None
+    expected = len(simple_tokenize(apply_template(messages))) + 1  # the BOS
+    assert counter.count_prompt(messages) == expected
+    paths = [request.path for request in server.requests]
+    assert paths[-2:] == ["/apply-template", "/tokenize"]
+    assert server.requests[-2].json == {"messages": messages}
+    assert server.requests[-1].json["add_special"] is True
+    assert server.requests[-1].json["parse_special"] is True
+    requests = len(server.requests)
+    assert counter.count_prompt([dict(m) for m in messages]) == expected
+    assert len(server.requests) == requests  # cached by the messages' hash
+    backend.close()
+
+
+def test_a_whole_prompt_the_server_cannot_template_is_left_to_the_estimate(server):
+    from nbchat.backends.llama import LlamaTokenCounter
+    from nbchat.core.tokens import CachedCounter
+
+    # Under this prefix the scripted server has no /apply-template: it answers 404.
+    backend = LlamaServerBackend(server.url + "/older-server")
+    with pytest.raises(BackendError):
+        backend.count_prompt(QUESTION)
+    assert CachedCounter(LlamaTokenCounter(backend, "llama:old")).count_prompt(QUESTION) is None
+    backend.close()
 
 
 def test_no_token_counter_without_a_server():

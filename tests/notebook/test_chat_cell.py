@@ -127,10 +127,22 @@ def test_a_dry_run_shows_messages_and_token_report_and_writes_nothing(shell, ser
     assert [m["role"] for m in view.messages] == ["system", "user", "assistant", "user"]
     assert "The launch code is 4711." in view.messages[-1]["content"]
     assert view.report.attachments[0].name == "notes.txt"
-    assert view.report.exact  # the scripted server's /tokenize counted them
+    # The scripted llama-server templated and counted the whole prompt: its total is exact.
+    assert view.report.exact and view.report.parts_exact
+    assert f"total {view.report.total_tokens:,} of" in view.report.as_text()
     bundle = view._repr_mimebundle_()
     assert "Token report" in bundle["text/plain"] and "notes.txt" in bundle["text/plain"]
     assert "nothing was sent" in bundle["text/markdown"]
+
+
+def test_a_dry_run_on_a_server_without_a_tokenizer_labels_its_total_an_estimate(shell, server):
+    shell.run_line_magic("config", "NbChat.backend = 'openai'")
+    view = shell.run_cell_magic("chat", "--dry-run", "What is the launch code?")
+    assert not view.report.exact and not view.report.parts_exact
+    text = view._repr_mimebundle_()["text/plain"]
+    assert f"total ~{view.report.total_tokens:,} of" in text
+    assert "an estimate" in text and "each counted alone, estimated" in text
+    assert not any(r.path.endswith(("/tokenize", "/apply-template")) for r in server.requests)
 
 
 def test_a_dry_run_fences_survive_backticks_in_the_content(shell, server, tmp_path):

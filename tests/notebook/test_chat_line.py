@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from IPython.core.error import UsageError
 
@@ -25,8 +27,9 @@ def chat(shell, server, body, line="", reply="ok"):
 
 def test_chat_alone_lists_the_subcommands(shell, capsys):
     out = run(shell, capsys, "")
-    for name in SUBCOMMANDS:
-        assert name in out
+    # Each entry starts a line, indented by two spaces; its description lines by more.
+    listed = re.findall(r"^  (\S+)", out, flags=re.MULTILINE)
+    assert set(listed) == set(SUBCOMMANDS)
 
 
 def test_an_unknown_subcommand_is_a_usage_error_listing_them(shell):

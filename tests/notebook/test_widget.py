@@ -361,7 +361,8 @@ def test_the_token_meter_follows_the_draft(panel: ChatWidget, browser: Browser) 
     assert panel.wait(10)
     assert panel.meter["total_tokens"] > short + 100
     assert panel.meter["window_tokens"] == 8192  # the server's n_ctx
-    assert panel.meter["exact"] is True  # counted by the server's /tokenize
+    # The server templated and counted the whole draft prompt: the total is exact.
+    assert panel.meter["exact"] is True and panel.meter["parts_exact"] is True
 
 
 @pytest.mark.parametrize(

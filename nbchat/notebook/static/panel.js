@@ -404,15 +404,18 @@ function render({ model, el }) {
       meter.replaceChildren();
       return;
     }
-    const counted = m.exact ? "exact count" : "estimate";
+    // The total is exact when the server counted the whole templated prompt; files are
+    // counted one by one (with the model's tokenizer, or estimated).
+    const counted = m.exact ? "exact count of the whole prompt" : "estimate";
+    const perFile = m.parts_exact ? "each file counted alone" : "estimated, each file alone";
     const parts = (m.parts || []).map((p) => `${p.name}: ${p.kept_tokens} of ${p.total_tokens}`).join("\n");
     const gauges = [];
     if ((m.parts || []).length) {
       gauges.push(bar("Files", m.attachment_tokens, m.attachment_budget,
-        `Attachments use ${m.attachment_tokens} of their ${m.attachment_budget}-token budget (${counted})${parts ? `\n${parts}` : ""}`));
+        `Attachments use ${m.attachment_tokens} of their ${m.attachment_budget}-token budget (${perFile})${parts ? `\n${parts}` : ""}`));
     }
     gauges.push(bar("Context", m.total_tokens, m.window_tokens - m.max_tokens,
-      `The prompt needs ${m.total_tokens} tokens of the ${m.window_tokens}-token window; ${m.max_tokens} are kept for the answer (${counted}).` +
+      `The prompt needs ${m.exact ? "" : "about "}${m.total_tokens} tokens of the ${m.window_tokens}-token window; ${m.max_tokens} are kept for the answer (${counted}).` +
       ((m.notices || []).length ? `\n${m.notices.join("\n")}` : "")));
     meter.replaceChildren(...gauges);
   }
