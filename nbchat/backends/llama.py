@@ -176,6 +176,11 @@ class LlamaServerBackend(OpenAICompatBackend):
             )
         self._healthy_until = time.monotonic() + self.health_ttl_s
 
+    def health(self) -> str:
+        """``ok`` once the health check passes (it raises ``BackendError`` otherwise)."""
+        self.check_ready()
+        return "ok"
+
     def _before_request(self) -> None:
         self.check_ready()  # free when the client checked just before (health_ttl_s)
 

@@ -162,6 +162,13 @@ class OpenAICompatBackend:
     def check_ready(self) -> None:
         """Nothing to check before a turn: the request itself says what is wrong."""
 
+    def health(self) -> str:
+        """For status lines: ``ok``, or what is wrong (raises ``BackendError`` when a
+        readiness check fails). Asks the model list, without credentials."""
+        from nbchat.backends.probe import probe_url
+
+        return probe_url(self.base_url + self.models_path)
+
     def _error_context(self, model: str | None) -> ErrorContext:
         return ErrorContext(
             backend=self.name, server=self.server_label, model=model, api_key=self._api_key
