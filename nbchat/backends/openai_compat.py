@@ -124,14 +124,17 @@ class OpenAICompatBackend:
     def from_settings(
         cls, settings: "Settings", info: "BackendInfo", api_key: str | None
     ) -> "OpenAICompatBackend":
-        """The backend an entry of ``BACKEND_INFO`` asks for (see the registry)."""
-        return cls(
+        """The backend an entry of ``BACKEND_INFO`` asks for (see the registry); it
+        takes the entry's name, so its label and error hints are the entry's."""
+        backend = cls(
             settings.resolved_base_url,
             api_key,
             info.default_model,
             connect_timeout=settings.connect_timeout,
             request_timeout=settings.request_timeout,
         )
+        backend.name = info.name
+        return backend
 
     def __repr__(self) -> str:
         key_state = "<set>" if self._api_key else "None"
@@ -249,10 +252,14 @@ class OpenAICompatBackend:
         url = self._url(path)
         client = self._http()
         try:
-            request = client.build_request(
-                method, url, json=json_body, headers=self._headers(),
-                **({"timeout": timeout} if timeout is not None else {}),
-            )
+            if timeout is None:
+                request = client.build_request(
+                    method, url, json=json_body, headers=self._headers()
+                )
+            else:
+                request = client.build_request(
+                    method, url, json=json_body, headers=self._headers(), timeout=timeout
+                )
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise self._bad_url() from exc
         return self._send(

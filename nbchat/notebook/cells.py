@@ -82,7 +82,7 @@ class CellRecorder:
         self.shell.events.register("post_run_cell", self.post_run_cell)
         publisher = getattr(self.shell, "display_pub", None)
         keeps_displays = getattr(publisher, "store_display_history", True)
-        if hasattr(publisher, "register_hook") and not keeps_displays:
+        if publisher is not None and hasattr(publisher, "register_hook") and not keeps_displays:
             publisher.register_hook(self._on_display)
             self._publisher = publisher
 

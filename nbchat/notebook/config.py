@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from traitlets import Enum, Float, Int, Unicode
 from traitlets.config import Configurable
@@ -123,7 +123,7 @@ class NbChat(Configurable):
     """Settings of the ``%%chat`` / ``%chat`` magics (``%config NbChat`` lists them)."""
 
     backend = Enum(
-        BACKENDS,  # live: a backend added to BACKEND_INFO later is accepted too
+        cast(Any, BACKENDS),  # live: a backend added to BACKEND_INFO later is accepted too
         default_value=None,
         allow_none=True,
         help="Model server: "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from nbchat.core.store import Session
 
-__all__ = ["table", "grid", "clip", "size_text", "turns_text", "title_text", "status_mark"]
+__all__ = ["table", "grid", "clip", "size_text", "short_size_text", "turns_text", "title_text", "status_mark"]
 
 
 def table(rows: Sequence[tuple[str, str]], indent: str = "") -> str:
@@ -39,6 +39,15 @@ def size_text(size_bytes: int) -> str:
             return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size_bytes} bytes"
+
+
+def short_size_text(size_bytes: int) -> str:
+    """A size for a small label (the panel's attachment chips): ``512 B``, ``1.5 KB``."""
+    if size_bytes < 1024:
+        return f"{size_bytes} B"
+    if size_bytes < 1024 * 1024:
+        return f"{size_bytes / 1024:.1f} KB"
+    return f"{size_bytes / (1024 * 1024):.1f} MB"
 
 
 def turns_text(count: int) -> str:
