@@ -83,9 +83,10 @@ LINE_HELP = """\
   unstore NAME                  remove a file from the file store
   forget FILE                   stop re-including a file in this session
   fork [TURN]                   a new session with this one's history up to TURN
-  engine start [--model GGUF] [--embeddings] [--ctx N]
+  engine start [--model NAME|GGUF] [--embeddings] [--ctx N]
                                 start the local llama-server and use it
   engine stop | engine status   stop the local engine / show it
+  engine models                 the models known by name (size, licence, cached)
   widget                        the chat panel
   recall QUERY [-n N] [--all]   search past messages; `recall --attach HIT` adds
                                 a hit to the next turn
@@ -448,9 +449,15 @@ class ChatMagics(Magics):
         elif action == "status":
             _no_arguments("engine status", argv[1:])
             _engine_status()
+        elif action == "models":
+            from nbchat.engine.model import format_models
+
+            _no_arguments("engine models", argv[1:])
+            print(format_models())
         else:
             raise UsageError(
-                "Usage: %chat engine start [--model GGUF] [--embeddings] [--ctx N] | stop | status"
+                "Usage: %chat engine start [--model NAME|GGUF] [--embeddings] [--ctx N] "
+                "| stop | status | models"
             )
 
     def _engine_start(self, argv: list[str]) -> None:
@@ -458,7 +465,7 @@ class ChatMagics(Magics):
         from nbchat.notebook.extension import config_for
 
         parser = _parser("%chat engine start")
-        parser.add_argument("--model", metavar="GGUF")
+        parser.add_argument("--model", metavar="NAME|GGUF")
         parser.add_argument("--embeddings", action="store_true")
         parser.add_argument("--ctx", type=int, metavar="N")
         args = parser.parse_args(argv)
