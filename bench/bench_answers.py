@@ -32,7 +32,7 @@ from typing import Any
 
 from common import emit, median, print_table, scratch_dir
 
-MAX_TOKENS = 96
+MAX_TOKENS = 64
 ECHO_RUN_CHARS = 60
 TEMPLATE_MARKERS = ("<|im_start|>", "<|im_end|>", "<start_of_turn>", "<end_of_turn>")
 
