@@ -195,7 +195,10 @@ class ChatMagics(Magics):
         percent sign) manages sessions, files and the server.
         """
         args = self.chat_cell.parser.parse_args(split_line(line))
-        return run_cell_turn(self.shell, args, cell)
+        # IPython ends every cell with a newline the user did not type; a small model
+        # answers "…France?\n" differently from "…France?" (measured with SmolLM2).
+        typed = cell[:-1] if cell.endswith("\n") else cell
+        return run_cell_turn(self.shell, args, typed)
 
     @line_magic("chat")
     def chat_line(self, line: str) -> Any:

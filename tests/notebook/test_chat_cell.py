@@ -77,6 +77,14 @@ def test_a_prompt_read_within_a_second_shows_no_progress(shell, server, recorder
     assert recorder.answer_text() == "Paris."
 
 
+def test_the_newline_ipython_adds_to_a_cell_is_not_sent(shell, server, recorder):
+    server.add(answer("Paris."), answer("Rome."))
+    shell.run_cell("%%chat\nWhat is the capital of France?")
+    assert last_user_content(server) == "What is the capital of France?"
+    shell.run_cell("%%chat\nA question\n\nwith a blank line at its end\n\n")
+    assert last_user_content(server) == "A question\n\nwith a blank line at its end\n"
+
+
 def test_config_model_and_cell_options_reach_the_request(shell, server, recorder):
     shell.run_line_magic("config", "NbChat.model = 'configured-model'")
     server.add(answer("one"), answer("two"))
