@@ -11,7 +11,8 @@ and not tuned to one:
 
 An answer counts when it holds every expected word (each may have alternatives), none
 of the wrong values, and does not echo the prompt (the question repeated, a long stretch
-of the attachment copied out, or chat-template markers). One row per model.
+of the attachment or of the system prompt copied out, chat-template or prompt-layout
+markers). One row per model.
 
     python bench/bench_answers.py                      # both known models, fresh engines
     python bench/bench_answers.py --models smollm2-135m-instruct --show
@@ -32,9 +33,15 @@ from typing import Any
 
 from common import emit, median, print_table, scratch_dir
 
+from nbchat.core.settings import Settings
+
+SYSTEM_PROMPT = Settings().system_prompt
+
 MAX_TOKENS = 64
 ECHO_RUN_CHARS = 60
-TEMPLATE_MARKERS = ("<|im_start|>", "<|im_end|>", "<start_of_turn>", "<end_of_turn>")
+TEMPLATE_MARKERS = (
+    "<|im_start|>", "<|im_end|>", "<start_of_turn>", "<end_of_turn>", "=== BEGIN ", "=== END ",
+)
 
 REPORT = """Field trial report: soil sensors at North Farm
 Trial manager: Dana Whitfield
@@ -143,7 +150,11 @@ def _normal(text: str) -> str:
 
 
 def score(question: Question, answer: str, attachment: str) -> list[str]:
-    """What is wrong with ``answer`` (empty: it counts)."""
+    """What is wrong with ``answer`` (empty: it counts).
+
+    The echo check looks for 60 characters copied from the attachment or from the
+    system prompt nbchat sends, and for the block markers of its prompt layout.
+    """
     problems = []
     for group in question.expect:
         if not any(_pattern(word).search(answer) for word in group):
@@ -156,10 +167,10 @@ def score(question: Question, answer: str, attachment: str) -> list[str]:
         problems.append("echoes the question")
     if any(marker in answer for marker in TEMPLATE_MARKERS):
         problems.append("echoes the chat template")
-    source = _normal(attachment)
+    source = _normal(attachment + "\n" + SYSTEM_PROMPT)
     for start in range(0, max(0, len(said) - ECHO_RUN_CHARS) + 1, 10):
         if source and said[start : start + ECHO_RUN_CHARS] in source:
-            problems.append("copies the attachment")
+            problems.append("copies the prompt")
             break
     return problems
 

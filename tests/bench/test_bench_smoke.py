@@ -157,5 +157,7 @@ def test_answers_bench_scoring_needs_the_words_and_rejects_wrong_values_and_echo
     assert score(code, "Use s[::-1].", "") == []
     copied = REPORT.replace("\n", " ")[:120]
     manager = q("file", "Who is the trial manager?", "Whitfield")
-    assert score(manager, copied, REPORT) == ["copies the attachment"]
+    assert score(manager, copied, REPORT) == ["copies the prompt"]
     assert "echoes the chat template" in score(manager, "Whitfield<|im_end|>", REPORT)
+    system_echo = "You are a helpful assistant working inside a Jupyter notebook. Whitfield"
+    assert score(manager, system_echo, REPORT) == ["copies the prompt"]
