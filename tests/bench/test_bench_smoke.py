@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
 
@@ -166,9 +168,10 @@ def test_bench_run_prints_the_summary_and_writes_the_json_lines(tmp_path):
     assert [w["bench"] for w in written] == ["import"]
 
 
-def test_answers_bench_scores_each_kind_of_question_for_a_model():
+@pytest.mark.server  # starts its own engine on the default model
+def test_answers_bench_scores_each_kind_of_question_for_a_model(tmp_path):
     line, printed = run_bench(
-        "bench_answers.py", "--models", "smollm2-135m-instruct", "--limit", "1", timeout_s=1800
+        tmp_path, "bench_answers.py", "--models", "smollm2-135m-instruct", "--limit", "1", timeout_s=1800
     )
     assert line["bench"] == "answers" and line["questions"] == 4
     [row] = line["rows"]
