@@ -144,7 +144,7 @@ def load_test_helper(name: str) -> ModuleType:
 @contextmanager
 def local_engine(url: str | None = None, *, ctx_tokens: int = 8192) -> Iterator[str]:
     """The URL of a llama.cpp server: ``url`` when given, else a fresh local engine
-    (bundled gemma-3-270m, one slot, ``ctx_tokens`` context) stopped on exit."""
+    (the default SmolLM2-135M-Instruct, one slot, ``ctx_tokens`` context) stopped on exit."""
     if url:
         yield url.rstrip("/")
         return

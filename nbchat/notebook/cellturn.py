@@ -172,7 +172,7 @@ def _changed_dataframe_notices(
 def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: "Settings") -> None:
     """Stream the turn into the cell's output; keep and show a partial answer on Ctrl-C."""
     from nbchat.backends.probe import served_model
-    from nbchat.core.events import TextDelta
+    from nbchat.core.events import PromptProgress, TextDelta
     from nbchat.core.turn import TurnResult
     from nbchat.notebook.footer import footer_text
     from nbchat.notebook.render import AnswerView
@@ -193,6 +193,8 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
         for event in events:
             if isinstance(event, TextDelta):
                 view.add(event.text)
+            elif isinstance(event, PromptProgress) and event.worth_showing:
+                view.progress(event.describe())
             elif isinstance(event, TurnResult):
                 result = event
     except KeyboardInterrupt:

@@ -80,9 +80,10 @@ LINE_HELP = """\
   unstore NAME                  remove a file from the file store
   forget FILE                   stop re-including a file in this session
   fork [TURN]                   a new session with this one's history up to TURN
-  engine start [--model GGUF] [--embeddings] [--ctx N]
+  engine start [--model NAME|GGUF] [--embeddings] [--ctx N]
                                 start the local llama-server and use it
   engine stop | engine status   stop the local engine / show it
+  engine models                 the models known by name (size, licence, cached)
   widget                        the chat panel
   recall QUERY [-n N] [--all]   search past messages; `recall --attach HIT` adds
                                 a hit to the next turn
@@ -186,7 +187,10 @@ class ChatMagics(Magics):
         from nbchat.notebook.cellturn import run_cell_turn
 
         args = self._cell_parser().parse_args(split_line(line))
-        return run_cell_turn(self.shell, args, cell)
+        # IPython ends every cell with a newline the user did not type; a small model
+        # answers "…France?\n" differently from "…France?" (measured with SmolLM2).
+        typed = cell[:-1] if cell.endswith("\n") else cell
+        return run_cell_turn(self.shell, args, typed)
 
     @_line_magic("chat")
     def chat_line(self, line: str) -> Any:

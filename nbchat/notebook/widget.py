@@ -37,7 +37,7 @@ from nbchat.api import ChatClient
 from nbchat.core.attachments import AttachmentSpec, store_file, stored_spec
 from nbchat.core.dataframe import fingerprint, is_dataframe
 from nbchat.core.errors import NbChatError
-from nbchat.core.events import TextDelta
+from nbchat.core.events import PromptProgress, TextDelta
 from nbchat.core.settings import Settings
 from nbchat.core.store import Session, StoredMessage
 from nbchat.core.turn import PreparedTurn, TokenReport, TurnResult
@@ -167,6 +167,9 @@ class ChatWidget(anywidget.AnyWidget):
     )
     meter = traitlets.Dict(help="Token report of the current draft (the dry run's).").tag(sync=True)
     model_label = traitlets.Unicode("").tag(sync=True)
+    progress = traitlets.Unicode(
+        "", help="How far a long prompt has been read; '' once the answer starts."
+    ).tag(sync=True)
     max_upload_bytes = traitlets.Int(0).tag(sync=True)
     last_error = traitlets.Dict(
         help="The kernel's last error, {cell, summary}, for 'Explain last error'; {} if none."
@@ -308,7 +311,8 @@ class ChatWidget(anywidget.AnyWidget):
         )
         key = f"file:{stored.id}"
         self._files[key] = stored_spec(str(stored.id))
-        entry = {"key": key, "kind": "file", "name": stored.name, "detail": short_size_text(len(data))}
+        detail = short_size_text(len(data))
+        entry = {"key": key, "kind": "file", "name": stored.name, "detail": detail}
         self._set_attachment(entry)
 
     def _on_attach_dataframe(self, content: dict[str, Any], buffers: list[Any]) -> None:
@@ -394,6 +398,8 @@ class ChatWidget(anywidget.AnyWidget):
             for event in events:
                 self._committed = True  # the core stores the question before any event
                 if isinstance(event, TextDelta):
+                    if self.progress:
+                        self._update(progress="")  # the answer starts: the browser hides it too
                     waiting.append(event.text)
                     waiting_bytes += len(event.text.encode("utf-8"))
                     since = time.monotonic() - flushed_at
@@ -404,6 +410,9 @@ class ChatWidget(anywidget.AnyWidget):
                         waiting.clear()
                         waiting_bytes = 0
                         flushed_at = time.monotonic()
+                elif isinstance(event, PromptProgress):
+                    if event.worth_showing and not self._streamed and not waiting:
+                        self._update(progress=event.describe())
                 elif isinstance(event, TurnResult):
                     result = event
                 if stop.is_set() and result is None:
@@ -420,7 +429,7 @@ class ChatWidget(anywidget.AnyWidget):
         new message list is the old one plus this turn, only a small ``done`` message goes
         out and the browser appends the turn itself; the traits change here without being
         sent again (a view opened later still reads them, complete)."""
-        idle = {"pending": {}, "phase": "", "streaming": False}
+        idle = {"pending": {}, "phase": "", "streaming": False, "progress": ""}
         if not committed:
             self._update(**idle)
             return

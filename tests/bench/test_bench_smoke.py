@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
 
@@ -164,3 +166,43 @@ def test_bench_run_prints_the_summary_and_writes_the_json_lines(tmp_path):
     assert "figures against targets" in done.stdout
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert [w["bench"] for w in written] == ["import"]
+
+
+@pytest.mark.server  # starts its own engine on the default model
+def test_answers_bench_scores_each_kind_of_question_for_a_model(tmp_path):
+    line, printed = run_bench(
+        tmp_path, "bench_answers.py", "--models", "smollm2-135m-instruct", "--limit", "1", timeout_s=1800
+    )
+    assert line["bench"] == "answers" and line["questions"] == 4
+    [row] = line["rows"]
+    assert row["model"] == "smollm2-135m-instruct"
+    assert set(row["by_kind"]) == {"general", "code", "file", "dataframe"}
+    assert all(total == 1 for _, total in row["by_kind"].values())
+    assert row["score"] == sum(right for right, _ in row["by_kind"].values())
+    assert len(row["failed"]) == row["questions"] - row["score"]
+    assert "smollm2-135m-instruct" in printed
+
+
+def test_answers_bench_scoring_needs_the_words_and_rejects_wrong_values_and_echoes():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from bench_answers import QUESTIONS, REPORT, q, score
+    finally:
+        sys.path.remove(str(BENCH))
+    assert len(QUESTIONS) >= 30
+    capital = q("general", "What is the capital of France?", "Paris", wrong=("Lyon",))
+    assert score(capital, "The capital of France is Paris.", "") == []
+    assert score(capital, "Paris, not Lyon.", "") == ["wrong value Lyon"]
+    assert score(capital, "It is a city.", "") == ["missing Paris"]
+    assert "echoes the question" in score(capital, "What is the capital of France? Paris", "")
+    days = q("general", "How many days?", ("7", "seven"), wrong=("6",))
+    assert score(days, "There are 7 days.", "") == []
+    assert score(days, "There are 17 days.", "") == ["missing 7 / seven"]  # not inside 17
+    code = q("code", "Reverse s?", "[::-1]")
+    assert score(code, "Use s[::-1].", "") == []
+    copied = REPORT.replace("\n", " ")[:120]
+    manager = q("file", "Who is the trial manager?", "Whitfield")
+    assert score(manager, copied, REPORT) == ["copies the prompt"]
+    assert "echoes the chat template" in score(manager, "Whitfield<|im_end|>", REPORT)
+    system_echo = "You are a helpful assistant working inside a Jupyter notebook. Whitfield"
+    assert score(manager, system_echo, REPORT) == ["copies the prompt"]

@@ -176,6 +176,19 @@ def test_engine_status_lists_both_kinds(shell, capsys):
         shell.run_line_magic("chat", "engine reboot")
 
 
+def test_engine_models_lists_the_known_models_and_whether_they_are_cached(
+    shell, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("NBCHAT_CACHE_DIR", str(tmp_path / "cache"))
+    out = run(shell, capsys, "engine models")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:3]}
+    assert rows["smollm2-135m-instruct"][1:4] == ["chat", "98", "MB"]
+    assert "Apache-2.0" in rows["smollm2-135m-instruct"] and "no" in rows["gemma-3-270m"]
+    assert "--model PATH.gguf" in out
+    with pytest.raises(UsageError, match="engine models"):
+        shell.run_line_magic("chat", "engine models --all")
+
+
 def test_recall_without_a_query_is_a_usage_error(shell):
     with pytest.raises(UsageError, match="recall"):
         shell.run_line_magic("chat", "recall")

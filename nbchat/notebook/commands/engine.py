@@ -1,4 +1,4 @@
-"""``%chat engine start | stop | status``: the local llama-server, and pointing at it."""
+"""``%chat engine start | stop | status | models``: the local llama-server, and pointing at it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 
 __all__ = ["engine"]
 
-USAGE = "Usage: %chat engine start [--model GGUF] [--embeddings] [--ctx N] | stop | status"
+USAGE = (
+    "Usage: %chat engine start [--model NAME|GGUF] [--embeddings] [--ctx N] "
+    "| stop | status | models"
+)
 
 
 def engine(shell: Any, client: "ChatClient", argv: list[str]) -> None:
@@ -27,6 +30,11 @@ def engine(shell: Any, client: "ChatClient", argv: list[str]) -> None:
     elif action == "status":
         no_arguments("engine status", argv[1:])
         _status()
+    elif action == "models":
+        from nbchat.engine.model import format_models
+
+        no_arguments("engine models", argv[1:])
+        print(format_models())
     else:
         raise UsageError(USAGE)
 
@@ -36,7 +44,7 @@ def _start(shell: Any, argv: list[str]) -> None:
     from nbchat.notebook.state import config_for
 
     parser = make_parser("%chat engine start")
-    parser.add_argument("--model", metavar="GGUF")
+    parser.add_argument("--model", metavar="NAME|GGUF")
     parser.add_argument("--embeddings", action="store_true")
     parser.add_argument("--ctx", type=int, metavar="N")
     args = parser.parse_args(argv)
