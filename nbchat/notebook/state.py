@@ -33,7 +33,6 @@ __all__ = [
     "is_loaded",
     "client_for",
     "config_for",
-    "recorder_for",
     "remember_result",
     "last_result",
     "notebook_key",
@@ -104,11 +103,6 @@ def client_for(shell: Any) -> "ChatClient":
             state.client.notebook = key
             state.client.session_id = None
     return state.client
-
-
-def recorder_for(shell: Any) -> "CellRecorder | None":
-    """What the extension records of this shell's cells (``None`` when not loaded)."""
-    return _SHELLS[id(shell)].recorder if is_loaded(shell) else None
 
 
 def remember_result(shell: Any, result: "TurnResult") -> None:

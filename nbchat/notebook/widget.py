@@ -278,8 +278,7 @@ class ChatWidget(anywidget.AnyWidget):
         """Show "Explain last error" when the kernel has one, and follow new ones."""
         if self._shell is None:
             return
-        from nbchat.notebook.cells import find_failure
-        from nbchat.notebook.state import recorder_for
+        from nbchat.notebook.cells import find_failure, recorder_for
 
         failure = find_failure(self._shell)
         if failure is not None:
