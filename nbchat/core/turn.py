@@ -10,8 +10,8 @@ partial answer, marked) in a second one, whatever stops the stream.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Union
 
 from nbchat.core.attachments import (
@@ -138,9 +138,14 @@ class NewSession:
     parent_id: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreparedTurn:
-    """Everything about a turn before it is sent: ``messages`` is exactly what goes out."""
+    """Everything about a turn before it is sent: ``messages`` is exactly what goes out.
+
+    Frozen: a layer that adds to it (the client's recall notices) makes a new one with
+    :meth:`with_notices`. ``notices`` is the one list of notices; the report carries the
+    same ones for ``--dry-run``.
+    """
 
     messages: list[dict[str, str]]
     report: TokenReport
@@ -155,11 +160,21 @@ class PreparedTurn:
     settings: Settings
     resolver: Resolver
     counter: CachedCounter
-    notices: list[str] = field(default_factory=list)
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        return self.report.notices
 
     @property
     def session_id(self) -> str | None:
         return self.session.id if self.session is not None else None
+
+    def with_notices(self, notices: Sequence[str]) -> "PreparedTurn":
+        """This turn with ``notices`` added (itself when there are none)."""
+        if not notices:
+            return self
+        report = replace(self.report, notices=(*self.report.notices, *notices))
+        return replace(self, report=report)
 
 
 @dataclass(frozen=True)
@@ -387,7 +402,6 @@ def prepare_turn(
         settings=settings,
         resolver=resolver,
         counter=counter,
-        notices=notices,
     )
 
 
@@ -407,16 +421,11 @@ def commit_user_turn(store: Store, prepared: PreparedTurn) -> tuple[Session, Sto
                 db=db,
             )
         elif prepared.system_prompt != session.system_prompt:
-            db.execute(
-                "UPDATE sessions SET system_prompt = ? WHERE id = ?",
-                (prepared.system_prompt, session.id),
-            )
+            store.set_system_prompt(db, session.id, prepared.system_prompt)
         if prepared.compaction is not None:
             start_seq, carried = prepared.compaction
-            db.execute(
-                "UPDATE sessions SET history_start_seq = ?, carried_files = ?, "
-                "compactions = compactions + 1 WHERE id = ?",
-                (start_seq, carried, session.id),
+            store.set_history(
+                db, session.id, start_seq=start_seq, carried_files=carried, compacted=True
             )
         message = store.add_message(
             db,
@@ -440,21 +449,26 @@ def commit_user_turn(store: Store, prepared: PreparedTurn) -> tuple[Session, Sto
                 total_tokens=part.total_tokens,
                 kept_tokens=part.kept_tokens,
             )
-        prepared.resolver.flush(db)
-        prepared.counter.flush(db)
+        prepared.resolver.flush(store, db)
+        prepared.counter.flush(store, db)
     refreshed = store.get_session(session.id)
     assert refreshed is not None
-    prepared.session = refreshed  # a turn that created its session now belongs to it
-    prepared.new_session = None
     return refreshed, message
 
 
-def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator[TurnEvent]:
+def run_turn(
+    store: Store,
+    backend: Backend,
+    prepared: PreparedTurn,
+    *,
+    on_stored: Callable[[TurnResult], None] | None = None,
+) -> Iterator[TurnEvent]:
     """Store the question, stream the answer, store it; yields deltas, usage, then the result.
 
     Whatever ends the stream — its end, an error, Ctrl-C in the middle of it, or the
     caller closing this iterator — the answer received so far is stored, marked
-    ``partial`` (or ``error`` when nothing arrived), exactly once.
+    ``partial`` (or ``error`` when nothing arrived), exactly once, and ``on_stored``
+    gets its result (the only way to learn it when the iterator was closed).
     """
     started = time.perf_counter()
     session, _ = commit_user_turn(store, prepared)
@@ -489,9 +503,9 @@ def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator
                 timings=dict(usage.timings) if usage else {},
                 model=model,
             )
-            prepared.counter.flush(db)
+            prepared.counter.flush(store, db)
         stored = True
-        return TurnResult(
+        result = TurnResult(
             session_id=session.id,
             message_id=message.id,
             text=text,
@@ -506,6 +520,9 @@ def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator
             elapsed_ms=(time.perf_counter() - started) * 1000,
             model=model,
         )
+        if on_stored is not None:
+            on_stored(result)
+        return result
 
     stream = None
     try:
@@ -643,10 +660,9 @@ def _carry_files(
         seen.add(record.sha256)
         cached = resolver.cached_extract(record.sha256)
         if cached is not None:
-            kind, text, notes = cached
             items.append(
                 Resolved(AttachmentSpec(record.kind, record.name), record.name, record.path,
-                         record.sha256, text, kind, notes)
+                         record.sha256, cached.text, cached.kind, cached.notes, cached.sections)
             )
             continue
         spec = AttachmentSpec(STORED, record.name) if record.kind == STORED else None

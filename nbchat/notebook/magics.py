@@ -610,8 +610,7 @@ def run_cell_turn(shell: Any, args: "argparse.Namespace", prompt: str) -> "DryRu
 
             prepared.resolver.remember()
             return DryRunView(prepared, notices)
-        prepared.notices.extend(notices)
-        _send(shell, client, prepared, settings)
+        _send(shell, client, prepared.with_notices(notices), settings)
     return None
 
 
@@ -814,20 +813,12 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
 def _interrupted_result(
     client: "ChatClient", prepared: "PreparedTurn", started_s: float
 ) -> "TurnResult | None":
-    """The partial answer the core stored when the stream was interrupted, if any."""
+    """The partial answer the client kept when the stream was interrupted, if any."""
     from dataclasses import replace
 
-    from nbchat.core.turn import TurnResult
-
-    if prepared.session_id is None:
+    result = client.last_result
+    if result is None:
         return None  # interrupted before the question was stored
-    message = client.store.last_message(prepared.session_id)
-    if message is None or message.role != "assistant" or message.created < started_s:
-        return None
-    client.session_id = prepared.session_id
-    result = TurnResult.from_stored(
-        message, prepared.report, prepared.notices, (time.time() - started_s) * 1000
-    )
     return replace(result, error_kind=result.error_kind or "interrupted")
 
 

@@ -11,7 +11,7 @@ import pytest
 from nbchat.api import ChatClient
 from nbchat.core.errors import BackendUnreachable
 from nbchat.core.settings import Settings
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 from nbchat.core.tokens import EstimateCounter
 from nbchat.core.turn import TurnResult
 
