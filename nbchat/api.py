@@ -79,14 +79,16 @@ def dry_run(
     recall: bool = False,
     **overrides: Any,
 ) -> PreparedTurn:
-    """The exact messages and per-part token report of a turn, without sending or storing.
+    """The exact messages and token report of a turn, without sending or storing.
 
+    The report counts each part alone; its total is the server's count of the whole
+    prompt on llama-server (``report.exact``), an estimate elsewhere.
     ``recall=True`` makes the memory search past messages whatever the prompt says.
     """
     client, settings = _call(backend, model, max_tokens, None, overrides)
     prepared = client.prepare(
         prompt, files, session=session, new=new, no_history=no_history, settings=settings,
-        recall=recall,
+        recall=recall, count_prompt=True,
     )
     prepared.resolver.remember()
     return prepared

@@ -27,6 +27,7 @@ from nbchat.core.turn import (
     PreparedTurn,
     TurnEvent,
     TurnResult,
+    count_whole_prompt,
     prepare_turn,
     run_turn,
 )
@@ -254,11 +255,14 @@ class ChatClient:
         recalled: str = "",
         exact_tokens: bool = True,
         recall: bool = False,
+        count_prompt: bool = False,
     ) -> PreparedTurn:
         """The exact messages and token report of a turn; writes nothing.
 
         Unless ``recalled`` gives the block itself, the memory's planner may add relevant
         past messages (``recall=True`` asks it to search whatever the prompt says).
+        ``count_prompt`` has the server count the whole prompt for the report's total
+        (for reports that are shown; a turn about to be sent does not need it).
         """
         settings = settings or self.settings
         store = self.store
@@ -314,11 +318,13 @@ class ChatClient:
             )
 
         if recalled:
-            return turn(recalled)
-        return self._prepare_with_recall(
-            turn, prompt, session=current, counter=counter, settings=settings,
-            forced=recall, no_history=no_history,
-        )
+            prepared = turn(recalled)
+        else:
+            prepared = self._prepare_with_recall(
+                turn, prompt, session=current, counter=counter, settings=settings,
+                forced=recall, no_history=no_history,
+            )
+        return count_whole_prompt(prepared) if count_prompt and exact_tokens else prepared
 
     def _prepare_with_recall(
         self,

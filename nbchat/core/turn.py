@@ -23,7 +23,7 @@ from nbchat.core.attachments import (
 )
 from nbchat.core.budget import fit_budget, truncate_to_tokens
 from nbchat.core.errors import BackendError, BudgetError, NbChatError
-from nbchat.core.events import Backend, Done, StreamError, TextDelta, Usage
+from nbchat.core.events import Backend, Done, PromptProgress, StreamError, TextDelta, Usage
 from nbchat.core.layout import (
     MESSAGE_OVERHEAD_TOKENS,
     HistoryTurn,
@@ -46,6 +46,7 @@ __all__ = [
     "NewSession",
     "TurnResult",
     "prepare_turn",
+    "count_whole_prompt",
     "run_turn",
     "importance",
 ]
@@ -68,7 +69,15 @@ class PartTokens:
 
 @dataclass(frozen=True)
 class TokenReport:
-    """Where the prompt's tokens go, for ``--dry-run`` and the token meter."""
+    """Where the prompt's tokens go, for ``--dry-run`` and the token meter.
+
+    Each part is counted alone (what the budgets use). ``total_tokens`` is exact
+    (``exact``) when the server counted the whole prompt as it will evaluate it, chat
+    template included (:func:`count_whole_prompt`): it then equals the turn's
+    ``prompt_n + cache_n`` on llama-server. Otherwise it is the parts' sum plus an
+    allowance for the template, an estimate. ``parts_exact`` says whether the parts were
+    counted by the model's tokenizer or estimated.
+    """
 
     system_tokens: int
     history_tokens: int
@@ -86,6 +95,7 @@ class TokenReport:
     dropped_turns: int = 0
     compacted: bool = False
     notices: tuple[str, ...] = ()
+    parts_exact: bool = False
 
     @property
     def attachment_tokens(self) -> int:
@@ -99,8 +109,7 @@ class TokenReport:
         return data
 
     def as_text(self) -> str:
-        """A small plain-text table."""
-        counted = "exact" if self.exact else "estimated"
+        """A small plain-text table: the parts, each counted alone, then the total."""
         rows = [("system prompt", "", self.system_tokens, self.system_tokens)]
         rows.append(
             (f"history ({self.history_turns} turns)", "", self.history_tokens, self.history_tokens)
@@ -112,15 +121,22 @@ class TokenReport:
         if self.recall_tokens:
             rows.append(("recalled context", "", self.recall_tokens, self.recall_tokens))
         rows.append(("question", "", self.question_tokens, self.question_tokens))
-        width = max(len(r[0]) for r in rows)
-        lines = [f"{'part':<{width}}  {'kind':<9} {'kept':>8} {'of':>8}"]
+        head = "part (each counted alone" + ("" if self.parts_exact else ", estimated") + ")"
+        width = max(len(head), *(len(r[0]) for r in rows))
+        lines = [f"{head:<{width}}  {'kind':<9} {'kept':>8} {'of':>8}"]
         for label, kind, kept, total in rows:
             mark = "  (cut)" if kept < total else ""
             lines.append(f"{label:<{width}}  {kind:<9} {kept:>8,} {total:>8,}{mark}")
+        if self.exact:
+            figure = f"{self.total_tokens:,}"
+            counted = "exact: the whole prompt as the server templates and tokenizes it"
+        else:
+            figure = f"~{self.total_tokens:,}"
+            counted = "an estimate: the parts plus an allowance for the chat template"
         lines.append(
-            f"total {self.total_tokens:,} of {self.window_tokens:,} tokens "
-            f"({self.max_tokens:,} kept for the answer; attachments "
-            f"{self.attachment_tokens:,} of budget {self.attachment_budget:,}; {counted})"
+            f"total {figure} of {self.window_tokens:,} tokens ({counted}; {self.max_tokens:,} kept "
+            f"for the answer; attachments {self.attachment_tokens:,} of budget "
+            f"{self.attachment_budget:,})"
         )
         lines += [f"note: {notice}" for notice in self.notices]
         return "\n".join(lines)
@@ -221,7 +237,7 @@ class TurnResult:
         )
 
 
-TurnEvent = Union[TextDelta, Usage, TurnResult]
+TurnEvent = Union[TextDelta, PromptProgress, Usage, TurnResult]
 
 # Tokens allowed for the separators around each block: a join can merge or split a
 # token at a boundary, which the per-part counts do not see.
@@ -382,11 +398,12 @@ def prepare_turn(
         window_tokens=window_tokens,
         max_tokens=settings.max_tokens,
         attachment_budget=budget,
-        exact=counter.exact,
+        exact=False,  # the parts' sum; count_whole_prompt makes it exact
         tokenizer=counter.tokenizer_id,
         dropped_turns=dropped,
         compacted=compaction is not None,
         notices=tuple(notices),
+        parts_exact=counter.exact,
     )
     return PreparedTurn(
         messages=messages,
@@ -403,6 +420,21 @@ def prepare_turn(
         resolver=resolver,
         counter=counter,
     )
+
+
+def count_whole_prompt(prepared: PreparedTurn) -> PreparedTurn:
+    """Make the report's total the server's count of the whole prompt, when it can say.
+
+    The messages go through the server's chat template and tokenizer (two requests on
+    llama-server, cached by the messages' hash), so the total is what the server will
+    evaluate, not the parts' sum. Shown reports (dry runs, the token meter) ask for it;
+    a turn being sent does not pay for it. Without such a server the report keeps its
+    estimated total, labelled so.
+    """
+    total = prepared.counter.count_prompt(prepared.messages)
+    if total is None:
+        return prepared
+    return replace(prepared, report=replace(prepared.report, total_tokens=total, exact=True))
 
 
 def commit_user_turn(store: Store, prepared: PreparedTurn) -> tuple[Session, StoredMessage]:
@@ -463,7 +495,8 @@ def run_turn(
     *,
     on_stored: Callable[[TurnResult], None] | None = None,
 ) -> Iterator[TurnEvent]:
-    """Store the question, stream the answer, store it; yields deltas, usage, then the result.
+    """Store the question, stream the answer, store it; yields deltas, prompt progress,
+    usage, then the result.
 
     Whatever ends the stream — its end, an error, Ctrl-C in the middle of it, or the
     caller closing this iterator — the answer received so far is stored, marked
@@ -538,6 +571,8 @@ def run_turn(
                 yield event
             elif isinstance(event, Usage):
                 usage = event
+                yield event
+            elif isinstance(event, PromptProgress):
                 yield event
             elif isinstance(event, Done):
                 finish = event.finish_reason

@@ -105,7 +105,7 @@ def recall_command(client: "ChatClient", argv: str) -> RecallView:
 
 
 def attach_message(client: "ChatClient", message_id: int) -> RecallView:
-    """Add the stored message ``message_id`` to the next turn (for ``--recall-id``)."""
+    """Add the stored message ``message_id`` to the next turn (``--attach-id`` for one id)."""
     return _attach(client, [message_id])
 
 
