@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -399,7 +399,7 @@ class ChatClient:
             notices.append(notice)
         return prepared.with_notices(notices)
 
-    def run(self, prepared: PreparedTurn) -> Iterator[TurnEvent]:
+    def run(self, prepared: PreparedTurn) -> Generator[TurnEvent, None, None]:
         """Send a prepared turn: deltas and usage as they come, then the stored result.
 
         The server's readiness is checked here, once per turn, before anything is

@@ -140,7 +140,7 @@ def store_file(
         raise problems.too_large(name, len(data), max_file_bytes)
     extracted = extract_bytes(data, name, max_inflated_bytes=max_inflated_bytes)
     sha = _sha(data)
-    _remember_extract(sha, (extracted.kind, extracted.text, tuple(extracted.notes)))
+    _remember_extract(sha, extracted)
     guessed = mimetypes.guess_type(name)[0]
     return store.add_file(
         name, data, sha256=sha, mime=mime or guessed or "application/octet-stream"

@@ -154,7 +154,7 @@ class VectorIndex:
         needed = self.count + len(block)
         if self._matrix is None or needed > len(self._matrix):
             capacity = max(needed, 2 * (len(self._matrix) if self._matrix is not None else 0), 256)
-            grown = (
+            grown: tuple[Any, Any, Any, Any] = (
                 np.empty((capacity, block.shape[1]), dtype=np.float32),
                 np.empty(capacity, dtype=np.int64),
                 np.empty(capacity, dtype=np.float64),

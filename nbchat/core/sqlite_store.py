@@ -149,7 +149,7 @@ class SqliteStore:
         model: str | None = None,
         backend: str | None = None,
         parent_id: str | None = None,
-        db: sqlite3.Connection | None = None,
+        db: Any = None,
     ) -> Session:
         """A new session; pass ``db`` to create it inside a running transaction."""
         session_id = secrets.token_hex(4)
@@ -225,7 +225,7 @@ class SqliteStore:
 
     def add_message(
         self,
-        db: sqlite3.Connection,
+        db: Any,
         *,
         session_id: str,
         role: str,
@@ -361,7 +361,7 @@ class SqliteStore:
 
     def record_attachment(
         self,
-        db: sqlite3.Connection,
+        db: Any,
         *,
         session_id: str,
         message_id: int | None,

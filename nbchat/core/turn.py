@@ -10,7 +10,7 @@ partial answer, marked) in a second one, whatever stops the stream.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Union
 
@@ -494,7 +494,7 @@ def run_turn(
     prepared: PreparedTurn,
     *,
     on_stored: Callable[[TurnResult], None] | None = None,
-) -> Iterator[TurnEvent]:
+) -> Generator[TurnEvent, None, None]:
     """Store the question, stream the answer, store it; yields deltas, prompt progress,
     usage, then the result.
 
@@ -582,15 +582,20 @@ def run_turn(
         error = StreamError(exc.kind, str(exc), exc.retry_after)
     except BaseException:
         # Ctrl-C, a stop request (GeneratorExit) or a bug: keep what arrived, then go on.
-        if stream is not None:
-            stream.close()
+        _close(stream)
         if not stored:
             store_answer(StreamError("interrupted", "The answer was interrupted."))
         raise
     finally:
-        if stream is not None:
-            stream.close()
+        _close(stream)
     yield store_answer(error)
+
+
+def _close(stream: Iterator[Any] | None) -> None:
+    """Close a backend's stream (a generator, usually), releasing its connection."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
 
 
 def _repeat_note(item: Resolved) -> str:

@@ -192,7 +192,7 @@ class EmbeddingClient:
                 f"The embeddings server at {self.url} sent no vectors: start it with "
                 "--embeddings (and a pooling type)."
             )
-        return vectors  # type: ignore[return-value]
+        return vectors
 
     def _request(
         self, method: str, path: str, payload: Any = None, timeout_s: float | None = None

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from nbchat.core.store import Hit, SearchFilter, Store
 from nbchat.memory.embed import Embedder, EmbeddingClient, EmbeddingError
