@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from nbchat.core.attachments import AttachmentSpec, FileLike, as_specs
