@@ -121,7 +121,8 @@ Event = Union[TextDelta, PromptProgress, Usage, Done, StreamError]
 class TokenCounter(Protocol):
     """Counts tokens of a text; ``tokenizer_id`` names the tokenizer for cache keys."""
 
-    tokenizer_id: str
+    @property
+    def tokenizer_id(self) -> str: ...
 
     def count(self, text: str) -> int: ...
 

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Part of every extraction cache key: bump it whenever any extractor's output changes.
-EXTRACTOR_VERSION = "3"
+EXTRACTOR_VERSION = "4"
 
 DEFAULT_MAX_INFLATED_BYTES = 512 * 1024 * 1024
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nbchat.core.errors import NbChatError
 from nbchat.core.events import Message, TokenCounter
+
+if TYPE_CHECKING:
+    from nbchat.core.store import Store, Transaction
 
 __all__ = ["EstimateCounter", "CachedCounter", "sha256_text", "ESTIMATE_ID"]
 
@@ -66,7 +69,7 @@ class CachedCounter:
     """
 
     inner: TokenCounter
-    store_lookup: "object | None" = None
+    store_lookup: "Store | None" = None
     memory: dict[tuple[str, str], int] = field(default_factory=dict)
     pending: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -88,7 +91,7 @@ class CachedCounter:
         if found is not None:
             return found
         if self.store_lookup is not None:
-            stored = self.store_lookup.cached_token_count(*key)  # type: ignore[attr-defined]
+            stored = self.store_lookup.cached_token_count(*key)
             if stored is not None:
                 self.memory[key] = stored
                 return int(stored)
@@ -113,13 +116,10 @@ class CachedCounter:
         except NbChatError:
             return None  # the report falls back to the per-part sum, labelled an estimate
 
-    def flush(self, db: sqlite3.Connection) -> None:
-        """Write the counts made since the last flush (inside a store transaction)."""
+    def flush(self, store: "Store", db: "Transaction") -> None:
+        """Write the counts made since the last flush (inside ``store``'s transaction ``db``)."""
         for (sha, tokenizer), tokens in self.pending.items():
-            db.execute(
-                "INSERT OR IGNORE INTO token_counts (sha256, tokenizer, tokens) VALUES (?, ?, ?)",
-                (sha, tokenizer, tokens),
-            )
+            store.put_token_count(db, sha, tokenizer, tokens)
         self.pending.clear()
 
 

@@ -8,7 +8,6 @@ take the turn fails the cell before anything is shown or stored.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,7 @@ from nbchat.notebook.specs import DATAFRAME_LABEL, variable_specs
 if TYPE_CHECKING:
     import argparse
 
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
     from nbchat.core.attachments import AttachmentSpec
     from nbchat.core.errors import AttachmentError
     from nbchat.core.settings import Settings
@@ -70,8 +69,7 @@ def run_cell_turn(shell: Any, args: "argparse.Namespace", prompt: str) -> "DryRu
 
             prepared.resolver.remember()
             return DryRunView(prepared, notices)
-        prepared.notices.extend(notices)
-        _send(shell, client, prepared, settings)
+        _send(shell, client, prepared.with_notices(notices), settings)
     return None
 
 
@@ -184,7 +182,6 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
     # a good check is trusted for a few seconds).
     backend.check_ready()
     view = AnswerView(shell, settings.stream_update_interval)
-    started_s = time.time()
     view.start()
     events = client.run(prepared)
     result: TurnResult | None = None
@@ -200,7 +197,7 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
     except KeyboardInterrupt:
         interrupted = True
         events.close()  # when the interrupt hit this loop, closing stores the partial answer
-        result = _interrupted_result(client, prepared, started_s)
+        result = _interrupted_result(client)
     except BaseException:
         events.close()
         view.discard()
@@ -223,19 +220,9 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
     view.footer(footer_text(result, served_model(backend, settings.resolved_model)), problem)
 
 
-def _interrupted_result(
-    client: "ChatClient", prepared: "PreparedTurn", started_s: float
-) -> "TurnResult | None":
-    """The partial answer the core stored when the stream was interrupted, if any."""
-    from nbchat.core.turn import TurnResult
-
-    if prepared.session_id is None:
+def _interrupted_result(client: "ChatClient") -> "TurnResult | None":
+    """The partial answer the client kept when the stream was interrupted, if any."""
+    result = client.last_result
+    if result is None:
         return None  # interrupted before the question was stored
-    message = client.store.last_message(prepared.session_id)
-    if message is None or message.role != "assistant" or message.created < started_s:
-        return None
-    client.session_id = prepared.session_id
-    result = TurnResult.from_stored(
-        message, prepared.report, prepared.notices, (time.time() - started_s) * 1000
-    )
     return dataclasses.replace(result, error_kind=result.error_kind or "interrupted")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from nbchat.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
     from nbchat.core.turn import TurnResult
     from nbchat.notebook.cells import CellRecorder
     from nbchat.notebook.config import NbChat
@@ -90,7 +90,7 @@ def config_for(shell: Any) -> "NbChat":
 
 def client_for(shell: Any) -> "ChatClient":
     """The shell's client, with settings fresh from ``NbChat`` and the notebook's key."""
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
 
     state = state_of(shell)
     settings = state.config.to_settings()

@@ -33,7 +33,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from nbchat.api import ChatClient
+from nbchat.client import ChatClient
 from nbchat.core.attachments import AttachmentSpec, store_file, stored_spec
 from nbchat.core.dataframe import fingerprint, is_dataframe
 from nbchat.core.errors import NbChatError

@@ -13,7 +13,7 @@ import nbchat.api
 from nbchat.api import ChatClient
 from nbchat.core.errors import BackendUnreachable
 from nbchat.core.settings import Settings
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 from nbchat.core.tokens import EstimateCounter
 from nbchat.core.turn import TurnResult
 

@@ -10,7 +10,7 @@ import time
 import pytest
 from IPython.core.error import UsageError
 
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 from nbchat.notebook import extension
 from nbchat.notebook.render import DryRunView
 from filegen import make_text_pdf

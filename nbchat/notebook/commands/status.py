@@ -9,7 +9,7 @@ from nbchat.notebook.parsing import no_arguments
 from nbchat.notebook.text import table, title_text, turns_text
 
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
     from nbchat.core.settings import Settings
 
 __all__ = ["status", "config", "server_state", "embeddings_state"]
@@ -65,7 +65,7 @@ def config(shell: Any, client: "ChatClient", argv: list[str]) -> None:
 
 def server_state(client: "ChatClient", settings: "Settings") -> tuple[str, str, str | None, str]:
     """(health, context window, model label, URL) of the server turns go to."""
-    from nbchat.api import DEFAULT_WINDOW_TOKENS
+    from nbchat.client import DEFAULT_WINDOW_TOKENS
     from nbchat.backends.probe import served_model
 
     try:
