@@ -1,4 +1,4 @@
-"""The chat panel: an anywidget over the same :class:`~nbchat.api.ChatClient` as ``%%chat``.
+"""The chat panel: an anywidget over the same :class:`~nbchat.client.ChatClient` as ``%%chat``.
 
 The widget holds no prompt logic: every send is ``client.prepare(...)`` then
 ``client.run(...)``, so the panel and the magics share the core, the backends and the
@@ -134,7 +134,7 @@ class _LatestJob:
 class ChatWidget(anywidget.AnyWidget):
     """A chat panel: messages, input box, attachments, token meter, sessions.
 
-    ``client`` is the :class:`~nbchat.api.ChatClient` to talk through; by default the
+    ``client`` is the :class:`~nbchat.client.ChatClient` to talk through; by default the
     notebook's (the one ``%%chat`` uses), else a new one. ``traffic`` counts what the
     widget has sent to the browser (reset it with ``widget.traffic = Traffic()``).
     """
