@@ -177,13 +177,11 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
     from nbchat.notebook.state import remember_result
 
     backend = client.backend(settings)
-    # The cell shows nothing for a server that cannot take the turn: its readiness is
-    # known before the placeholder appears (the client's own check right after is free:
-    # a good check is trusted for a few seconds).
-    backend.check_ready()
+    # ``run`` checks the server at once: one that cannot take the turn fails the cell
+    # before the placeholder appears.
+    events = client.run(prepared)
     view = AnswerView(shell, settings.stream_update_interval)
     view.start()
-    events = client.run(prepared)
     result: TurnResult | None = None
     interrupted = False
     try:

@@ -780,13 +780,15 @@ def _model_label(client: ChatClient, settings: Settings) -> str:
     """``model · server`` for the header, e.g. ``llama-server at 127.0.0.1:8080``: the
     server turns really go to (a running local engine when no URL is set). A hosted
     service at its usual address is named alone: ``OpenRouter · model``."""
+    from nbchat.backends.openai_compat import display_url
+
+    url = display_url(client.server_url(settings))
     try:
         described = client.backend(settings).describe()
-        label, url, alone = described.label, described.url, described.server == described.label
+        label, alone = described.label, described.server == described.label
     except NbChatError:  # e.g. no key yet: name the configured server
         info = settings.info
         label = info.label if info is not None else settings.backend
-        url = settings.resolved_base_url
         alone = info is not None and info.key_setting is not None and url == info.default_url
     if alone:
         return " · ".join(part for part in (label, settings.resolved_model) if part)

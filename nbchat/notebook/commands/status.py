@@ -68,11 +68,11 @@ def server_state(client: "ChatClient", settings: "Settings") -> tuple[str, str, 
     from nbchat.client import DEFAULT_WINDOW_TOKENS
     from nbchat.backends.probe import served_model
 
+    url = client.server_url(settings)
     try:
         backend = client.backend(settings)
     except NbChatError as error:
-        return (f"not usable: {error}", "unknown", settings.resolved_model,
-                settings.resolved_base_url)
+        return f"not usable: {error}", "unknown", settings.resolved_model, url
     probe = getattr(backend, "health", None)  # a status probe, when the backend has one
     try:
         if callable(probe):
@@ -97,7 +97,7 @@ def server_state(client: "ChatClient", settings: "Settings") -> tuple[str, str, 
         served_model(backend, settings.resolved_model) if health == "ok"
         else settings.resolved_model
     )
-    return health, window, model, backend.describe().url
+    return health, window, model, url
 
 
 def embeddings_state(settings: "Settings") -> str:
