@@ -115,15 +115,12 @@ class ChatClient:
         none is set). The one answer for the magics' status and the widget's header."""
         settings = settings or self.settings
         try:
-            return str(getattr(self.backend(settings), "base_url", settings.resolved_base_url))
-        except NbChatError:
-            return self._served_url(settings)
-
-    def _served_url(self, settings: Settings) -> str:
-        try:
-            return self._served(settings).resolved_base_url
-        except NbChatError:
-            return settings.resolved_base_url
+            return self.backend(settings).describe().url
+        except NbChatError:  # e.g. no key yet: the server the settings name
+            try:
+                return self._served(settings).resolved_base_url
+            except NbChatError:
+                return settings.resolved_base_url
 
     def _served(self, settings: Settings) -> Settings:
         """``settings`` with the server a turn would use filled in."""
@@ -408,9 +405,7 @@ class ChatClient:
         """
         backend = self.backend(prepared.settings)
         self.last_result = None
-        check = getattr(backend, "check_ready", None)
-        if check is not None:
-            check()  # a dead server is reported before anything is stored
+        backend.check_ready()  # a dead server is reported before anything is stored
         events = run_turn(self.store, backend, prepared, on_stored=self._keep_result)
         resume_embeddings = self._hold_embeddings()  # the engine's CPU goes to this answer
         try:

@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 CELL_LABEL = "cell"
+NOTEBOOK_LABEL = "notebook"
 ERROR_LABEL = "error"
 NO_ERROR_YET = "No error in this kernel yet: there is nothing to explain."
 
@@ -81,7 +82,7 @@ class CellRecorder:
         self.shell.events.register("post_run_cell", self.post_run_cell)
         publisher = getattr(self.shell, "display_pub", None)
         keeps_displays = getattr(publisher, "store_display_history", True)
-        if hasattr(publisher, "register_hook") and not keeps_displays:
+        if publisher is not None and hasattr(publisher, "register_hook") and not keeps_displays:
             publisher.register_hook(self._on_display)
             self._publisher = publisher
 
@@ -281,6 +282,21 @@ def notebook_text(
         if inputs[number].strip()
     ]
     return redact("\n\n".join(blocks), *secrets) if blocks else ""
+
+
+def notebook_spec(
+    shell: Any, notebook: str | None, *, running_prompt: str, secrets: Sequence[str | None] = ()
+) -> "AttachmentSpec":
+    """``--nb``: the cells so far as one attachment, named after the notebook's file."""
+    import os
+
+    from nbchat.core.attachments import text_spec
+
+    name = NOTEBOOK_LABEL
+    if notebook and notebook.endswith(".ipynb"):
+        name = os.path.basename(notebook)
+    text = notebook_text(shell, running_prompt=running_prompt, secrets=secrets)
+    return text_spec(name, text, label=NOTEBOOK_LABEL)
 
 
 def cell_numbers(values: Sequence[str]) -> list[int]:
