@@ -293,17 +293,6 @@ class SqliteStore:
             params.append(limit)
         return [_message(r) for r in self._query(sql, params)]
 
-    def get_message(self, message_id: int) -> StoredMessage | None:
-        rows = self._query("SELECT * FROM messages WHERE id = ?", (message_id,))
-        return _message(rows[0]) if rows else None
-
-    def last_message(self, session_id: str) -> StoredMessage | None:
-        rows = self._query(
-            "SELECT * FROM messages WHERE session_id = ? ORDER BY seq DESC LIMIT 1",
-            (session_id,),
-        )
-        return _message(rows[0]) if rows else None
-
     # -- stored files -----------------------------------------------------------------
 
     def add_file(self, name: str, data: bytes, *, sha256: str, mime: str) -> StoredFile:

@@ -270,10 +270,6 @@ class Store(Protocol):
         """Messages from ``seq`` ``from_seq`` on (the last ``limit`` of them when given)."""
         ...
 
-    def get_message(self, message_id: int) -> StoredMessage | None: ...
-
-    def last_message(self, session_id: str) -> StoredMessage | None: ...
-
     # -- stored files ---------------------------------------------------------------------
 
     def add_file(self, name: str, data: bytes, *, sha256: str, mime: str) -> StoredFile:

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .catalog import FORMATS
+
 __all__ = ["Extracted", "Section", "KINDS", "UNITS"]
 
 #: Every value :attr:`Extracted.kind` can take.
-KINDS = (
-    "pdf",
-    "docx",
-    "xlsx",
-    "pptx",
-    "csv",
-    "tsv",
-    "json",
-    "html",
-    "markdown",
-    "text",
-    "code",
-    "ipynb",
-)
+KINDS = tuple(f.kind for f in FORMATS)
 
 
 #: Every value :attr:`Section.unit` can take.
