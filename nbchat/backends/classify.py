@@ -20,7 +20,7 @@ from typing import Any
 
 from nbchat.core.errors import BackendError, redact
 from nbchat.core.events import StreamError
-from nbchat.core.settings import BACKEND_INFO, BackendInfo
+from nbchat.core.settings import BACKEND_INFO
 
 __all__ = [
     "ErrorContext",
@@ -254,7 +254,7 @@ def _describe(
 ) -> str:
     """The message for one kind: what happened, then what to do."""
     server = context.server
-    info = BACKEND_INFO.get(context.backend) or BackendInfo(context.backend, "", "", "", "", "")
+    info = BACKEND_INFO.get(context.backend) or BACKEND_INFO["openai"]  # the generic one
     routes = info.routes_providers
     model = f"'{context.model}'" if context.model else "the requested model"
     http = f" (HTTP {status})" if status is not None else ""
@@ -322,7 +322,7 @@ def _describe(
     if status == 404:
         return (
             f"{server} has no such endpoint (HTTP 404){quoted}. Check the base URL "
-            "(c.NbChat.base_url or NBCHAT_BASE_URL)."
+            f"({info.url_hint})."
         )
     return f"{server} answered HTTP {status}{quoted}."
 

@@ -22,7 +22,7 @@ from nbchat.backends.classify import classify_error
 from nbchat.backends.openai_compat import OpenAICompatBackend
 from nbchat.core.errors import BackendError, BackendUnreachable, ConfigError
 from nbchat.core.events import Message
-from nbchat.core.settings import DEFAULT_LLAMA_URL
+from nbchat.core.settings import BACKEND_INFO, DEFAULT_LLAMA_URL
 
 if TYPE_CHECKING:
     import httpx
@@ -113,13 +113,19 @@ class LlamaServerBackend(OpenAICompatBackend):
     def server_label(self) -> str:
         return f"{self.label} at {self.shown_url}"
 
+    @property
+    def _url_words(self) -> str:
+        """``NBCHAT_BASE_URL / c.NbChat.base_url``, from the ``llama`` entry."""
+        info = BACKEND_INFO["llama"]
+        return f"{info.url_variable} / c.NbChat.{info.url_setting}"
+
     # -- readiness -------------------------------------------------------------------------
 
     def _not_running(self) -> BackendUnreachable:
         return BackendUnreachable(
             f"No llama-server is running at {self.shown_url}: start one with "
             "`%chat engine start` (or `nbchat engine start` in a terminal), or set "
-            "NBCHAT_BASE_URL / c.NbChat.base_url."
+            f"{self._url_words}."
         )
 
     def _unreachable(self, exc: Exception, url: str) -> BackendUnreachable:
@@ -143,7 +149,7 @@ class LlamaServerBackend(OpenAICompatBackend):
             raise BackendUnreachable(
                 f"llama-server at {self.shown_url} did not accept a connection within "
                 f"{self.connect_timeout:g} s. Check that it is running and the address "
-                "(NBCHAT_BASE_URL / c.NbChat.base_url).",
+                f"({self._url_words}).",
                 kind="timeout",
             ) from exc
         except httpx.ConnectError as exc:

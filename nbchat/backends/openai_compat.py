@@ -152,6 +152,12 @@ class OpenAICompatBackend:
         return info.label if info is not None else self.name
 
     @property
+    def url_hint(self) -> str:
+        """Where the user sets this server's address, from its ``BACKEND_INFO`` entry."""
+        info = BACKEND_INFO.get(self.name) or BACKEND_INFO["openai"]
+        return info.url_hint
+
+    @property
     def server_label(self) -> str:
         """How messages name this server."""
         return f"the server at {self.shown_url}"
@@ -212,13 +218,12 @@ class OpenAICompatBackend:
             return BackendUnreachable(
                 f"{self.server_label} did not accept a connection within "
                 f"{self.connect_timeout:g} s ({url}). Check that the server is running and "
-                "the base URL (c.NbChat.base_url or NBCHAT_BASE_URL).",
+                f"the base URL ({self.url_hint}).",
                 kind="timeout",
             )
         return BackendUnreachable(
             f"Cannot reach {self.server_label}: {self._connect_reason(exc)} ({url}). Check "
-            "that the server is running and the base URL (c.NbChat.base_url or "
-            "NBCHAT_BASE_URL)."
+            f"that the server is running and the base URL ({self.url_hint})."
         )
 
     @staticmethod
@@ -299,8 +304,8 @@ class OpenAICompatBackend:
 
     def _bad_url(self) -> ConfigError:
         return ConfigError(
-            f"The base URL {self.shown_url!r} is not an http(s) URL: set c.NbChat.base_url "
-            "or NBCHAT_BASE_URL to something like http://127.0.0.1:8080."
+            f"The base URL {self.shown_url!r} is not an http(s) URL: set "
+            f"{self.url_hint} to something like http://127.0.0.1:8080."
         )
 
     # -- streaming ---------------------------------------------------------------------
@@ -423,7 +428,7 @@ class OpenAICompatBackend:
         raise BackendError(
             redact(
                 f"{self.server_label} answered with {shown} instead of a chat stream. "
-                "Check the base URL (c.NbChat.base_url or NBCHAT_BASE_URL) and the backend "
+                f"Check the base URL ({self.url_hint}) and the backend "
                 "(c.NbChat.backend).",
                 self._api_key,
             ),

@@ -77,6 +77,11 @@ class BackendInfo:
     context_option: str | None = None
 
     @property
+    def url_hint(self) -> str:
+        """Where a user sets this backend's address, for messages."""
+        return f"c.NbChat.{self.url_setting} or {self.url_variable}"
+
+    @property
     def key_hint(self) -> str:
         """Where a user sets this backend's key, for messages ('' when it takes none)."""
         if self.key_setting is None:
