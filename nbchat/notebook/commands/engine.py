@@ -63,7 +63,7 @@ def _start(shell: Any, argv: list[str]) -> None:
     config.base_url = handle.url
     print(f"Chat engine ready at {handle.url}: %%chat now uses it (NbChat.base_url).")
     if args.embeddings:
-        embedder = start_engine(args.model, embeddings=True, quiet=False)
+        embedder = start_engine(args.model, embeddings=True, quiet=False, **extra)
         config.embedding_url = embedder.url
         print(f"Embeddings engine ready at {embedder.url} (NbChat.embedding_url).")
 
