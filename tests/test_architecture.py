@@ -30,3 +30,25 @@ def test_imports_follow_the_layers_of_pyproject_toml():
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert " 0 broken" in run.stdout, run.stdout
+
+
+def _cycles(packages: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Import cycles through modules of ``packages`` (each once, by its first module)."""
+    import grimp
+
+    graph = grimp.build_graph("nbchat", cache_dir=None)
+    found: dict[frozenset[str], tuple[str, ...]] = {}
+    for module in sorted(graph.modules):
+        if not module.startswith(packages):
+            continue
+        for imported in graph.find_modules_directly_imported_by(module):
+            back = graph.find_shortest_chain(importer=imported, imported=module)
+            if back:
+                cycle = (module, *back)
+                found.setdefault(frozenset(cycle), cycle)
+    return list(found.values())
+
+
+def test_the_client_memory_backends_and_core_have_no_import_cycle():
+    packages = ("nbchat.core", "nbchat.memory", "nbchat.backends", "nbchat.client", "nbchat.api")
+    assert _cycles(packages) == []
