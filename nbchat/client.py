@@ -116,12 +116,15 @@ class ChatClient:
         none is set). The one answer for the magics' status and the widget's header."""
         settings = settings or self.settings
         try:
-            return self.backend(settings).describe().url
-        except NbChatError:  # e.g. no key yet: the server the settings name
-            try:
-                return self._served(settings).resolved_base_url
-            except NbChatError:
-                return settings.resolved_base_url
+            return str(getattr(self.backend(settings), "base_url", settings.resolved_base_url))
+        except NbChatError:
+            return self._served_url(settings)
+
+    def _served_url(self, settings: Settings) -> str:
+        try:
+            return self._served(settings).resolved_base_url
+        except NbChatError:
+            return settings.resolved_base_url
 
     def _served(self, settings: Settings) -> Settings:
         """``settings`` with the server a turn would use filled in."""
@@ -399,14 +402,18 @@ class ChatClient:
     def run(self, prepared: PreparedTurn) -> Generator[TurnEvent, None, None]:
         """Send a prepared turn: deltas and usage as they come, then the stored result.
 
-        The server's readiness is checked here, once per turn, before anything is
-        stored. Whatever stops the stream, the stored result (partial when cut short)
-        is kept in :attr:`last_result`, so a caller that was interrupted need not look
-        for it.
+        The server's readiness is checked here, once per turn, when ``run`` is called
+        (not at the first event): a server that cannot take the turn raises before
+        anything is stored or shown. Whatever stops the stream, the stored result
+        (partial when cut short) is kept in :attr:`last_result`, so a caller that was
+        interrupted need not look for it.
         """
         backend = self.backend(prepared.settings)
         self.last_result = None
-        backend.check_ready()  # a dead server is reported before anything is stored
+        backend.check_ready()
+        return self._stream(prepared, backend)
+
+    def _stream(self, prepared: PreparedTurn, backend: Backend) -> Generator[TurnEvent, None, None]:
         events = run_turn(self.store, backend, prepared, on_stored=self._keep_result)
         resume_embeddings = self._hold_embeddings()  # the engine's CPU goes to this answer
         try:

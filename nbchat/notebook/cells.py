@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from nbchat.core.attachments import AttachmentSpec
 
 __all__ = [
+    "recorder_for",
     "CELL_LABEL",
     "ERROR_LABEL",
     "NO_ERROR_YET",
@@ -60,6 +61,13 @@ log = logging.getLogger("nbchat.cells")
 _DEFAULT_REPR = re.compile(r"^<[\w.]+ object(?: at 0x[0-9a-f]+)?>$")
 _TEXT_FORMATS = ("text/plain", "text/markdown")
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+_ATTACHED: dict[int, "CellRecorder"] = {}  # by id(shell): the recorder listening there
+
+
+def recorder_for(shell: Any) -> "CellRecorder | None":
+    """The recorder attached to this shell (``None`` when nbchat is not loaded there)."""
+    recorder = _ATTACHED.get(id(shell))
+    return recorder if recorder is not None and recorder.shell is shell else None
 
 
 class CellRecorder:
@@ -79,6 +87,7 @@ class CellRecorder:
         self._publisher: Any = None
 
     def attach(self) -> None:
+        _ATTACHED[id(self.shell)] = self
         self.shell.events.register("post_run_cell", self.post_run_cell)
         publisher = getattr(self.shell, "display_pub", None)
         keeps_displays = getattr(publisher, "store_display_history", True)
@@ -87,6 +96,8 @@ class CellRecorder:
             self._publisher = publisher
 
     def detach(self) -> None:
+        if _ATTACHED.get(id(self.shell)) is self:
+            del _ATTACHED[id(self.shell)]
         try:
             self.shell.events.unregister("post_run_cell", self.post_run_cell)
         except ValueError:
@@ -355,8 +366,6 @@ def cell_specs(
 def known_failures(shell: Any) -> list[CellFailure]:
     """Every failing cell nbchat knows of, oldest first: kept by IPython 9 before
     ``%load_ext``, then recorded."""
-    from nbchat.notebook.extension import recorder_for
-
     recorder = recorder_for(shell)
     if recorder is None:
         return list(_earlier_failures(shell, sys.maxsize).values())

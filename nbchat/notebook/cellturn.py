@@ -8,7 +8,6 @@ take the turn fails the cell before anything is shown or stored.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,7 @@ from nbchat.notebook.specs import DATAFRAME_LABEL, variable_specs
 if TYPE_CHECKING:
     import argparse
 
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
     from nbchat.core.attachments import AttachmentSpec
     from nbchat.core.errors import AttachmentError
     from nbchat.core.settings import Settings
@@ -178,14 +177,11 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
     from nbchat.notebook.state import remember_result
 
     backend = client.backend(settings)
-    # The cell shows nothing for a server that cannot take the turn: its readiness is
-    # known before the placeholder appears (the client's own check right after is free:
-    # a good check is trusted for a few seconds).
-    backend.check_ready()
-    view = AnswerView(shell, settings.stream_update_interval)
-    started_s = time.time()
-    view.start()
+    # ``run`` checks the server at once: one that cannot take the turn fails the cell
+    # before the placeholder appears.
     events = client.run(prepared)
+    view = AnswerView(shell, settings.stream_update_interval)
+    view.start()
     result: TurnResult | None = None
     interrupted = False
     try:
@@ -199,7 +195,7 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
     except KeyboardInterrupt:
         interrupted = True
         events.close()  # when the interrupt hit this loop, closing stores the partial answer
-        result = _interrupted_result(client, prepared, started_s)
+        result = _interrupted_result(client)
     except BaseException:
         events.close()
         view.discard()
@@ -222,9 +218,7 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
     view.footer(footer_text(result, served_model(backend, settings.resolved_model)), problem)
 
 
-def _interrupted_result(
-    client: "ChatClient", prepared: "PreparedTurn", started_s: float
-) -> "TurnResult | None":
+def _interrupted_result(client: "ChatClient") -> "TurnResult | None":
     """The partial answer the client kept when the stream was interrupted, if any."""
     result = client.last_result
     if result is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from nbchat.notebook.cells import recorder_for
 from nbchat.notebook.state import (
     ShellState,
     add_shell,
@@ -23,7 +24,6 @@ from nbchat.notebook.state import (
     kernel_key,
     last_result,
     notebook_key,
-    recorder_for,
     remember_result,
     remove_shell,
 )

@@ -26,7 +26,7 @@ from nbchat.notebook.commands import COMMANDS
 from nbchat.notebook.parsing import make_parser, split_line, user_errors
 
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
     from nbchat.notebook.render import DryRunView
 
 __all__ = ["ChatMagics", "SUBCOMMANDS", "split_line", "notebook_text"]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from nbchat.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
     from nbchat.core.turn import TurnResult
     from nbchat.notebook.cells import CellRecorder
     from nbchat.notebook.config import NbChat
@@ -33,7 +33,6 @@ __all__ = [
     "is_loaded",
     "client_for",
     "config_for",
-    "recorder_for",
     "remember_result",
     "last_result",
     "notebook_key",
@@ -91,7 +90,7 @@ def config_for(shell: Any) -> "NbChat":
 
 def client_for(shell: Any) -> "ChatClient":
     """The shell's client, with settings fresh from ``NbChat`` and the notebook's key."""
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
 
     state = state_of(shell)
     settings = state.config.to_settings()
@@ -104,11 +103,6 @@ def client_for(shell: Any) -> "ChatClient":
             state.client.notebook = key
             state.client.session_id = None
     return state.client
-
-
-def recorder_for(shell: Any) -> "CellRecorder | None":
-    """What the extension records of this shell's cells (``None`` when not loaded)."""
-    return _SHELLS[id(shell)].recorder if is_loaded(shell) else None
 
 
 def remember_result(shell: Any, result: "TurnResult") -> None:

@@ -1,4 +1,4 @@
-"""The chat panel: an anywidget over the same :class:`~nbchat.api.ChatClient` as ``%%chat``.
+"""The chat panel: an anywidget over the same :class:`~nbchat.client.ChatClient` as ``%%chat``.
 
 The widget holds no prompt logic: every send is ``client.prepare(...)`` then
 ``client.run(...)``, so the panel and the magics share the core, the backends and the
@@ -33,7 +33,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from nbchat.api import ChatClient
+from nbchat.client import ChatClient
 from nbchat.core.attachments import AttachmentSpec, store_file, stored_spec
 from nbchat.core.dataframe import fingerprint, is_dataframe
 from nbchat.core.errors import NbChatError
@@ -134,7 +134,7 @@ class _LatestJob:
 class ChatWidget(anywidget.AnyWidget):
     """A chat panel: messages, input box, attachments, token meter, sessions.
 
-    ``client`` is the :class:`~nbchat.api.ChatClient` to talk through; by default the
+    ``client`` is the :class:`~nbchat.client.ChatClient` to talk through; by default the
     notebook's (the one ``%%chat`` uses), else a new one. ``traffic`` counts what the
     widget has sent to the browser (reset it with ``widget.traffic = Traffic()``).
     """
@@ -278,8 +278,7 @@ class ChatWidget(anywidget.AnyWidget):
         """Show "Explain last error" when the kernel has one, and follow new ones."""
         if self._shell is None:
             return
-        from nbchat.notebook.cells import find_failure
-        from nbchat.notebook.state import recorder_for
+        from nbchat.notebook.cells import find_failure, recorder_for
 
         failure = find_failure(self._shell)
         if failure is not None:
@@ -781,13 +780,15 @@ def _model_label(client: ChatClient, settings: Settings) -> str:
     """``model · server`` for the header, e.g. ``llama-server at 127.0.0.1:8080``: the
     server turns really go to (a running local engine when no URL is set). A hosted
     service at its usual address is named alone: ``OpenRouter · model``."""
+    from nbchat.backends.openai_compat import display_url
+
+    url = display_url(client.server_url(settings))
     try:
         described = client.backend(settings).describe()
-        label, url, alone = described.label, described.url, described.server == described.label
+        label, alone = described.label, described.server == described.label
     except NbChatError:  # e.g. no key yet: name the configured server
         info = settings.info
         label = info.label if info is not None else settings.backend
-        url = settings.resolved_base_url
         alone = info is not None and info.key_setting is not None and url == info.default_url
     if alone:
         return " · ".join(part for part in (label, settings.resolved_model) if part)

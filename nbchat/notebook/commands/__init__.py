@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from nbchat.notebook.commands import engine, files, sessions, status
 
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
 
 __all__ = ["COMMANDS", "Command"]
 

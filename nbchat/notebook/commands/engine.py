@@ -10,7 +10,7 @@ from IPython.core.error import UsageError
 from nbchat.notebook.parsing import make_parser, no_arguments
 
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
 
 __all__ = ["engine"]
 

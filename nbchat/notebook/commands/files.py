@@ -13,7 +13,7 @@ from nbchat.notebook.parsing import make_parser, no_arguments
 from nbchat.notebook.text import grid, size_text
 
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
 
 __all__ = ["files", "store", "stored", "unstore", "forget"]
 

@@ -11,7 +11,7 @@ from nbchat.notebook.parsing import make_parser
 from nbchat.notebook.text import clip, grid, status_mark, title_text, turns_text
 
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
 
 __all__ = ["sessions", "new", "use", "history", "fork", "DEFAULT_HISTORY_TURNS"]
 

@@ -9,7 +9,7 @@ from nbchat.notebook.parsing import no_arguments
 from nbchat.notebook.text import table, title_text, turns_text
 
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
     from nbchat.core.settings import Settings
 
 __all__ = ["status", "config", "server_state", "embeddings_state"]
@@ -65,14 +65,14 @@ def config(shell: Any, client: "ChatClient", argv: list[str]) -> None:
 
 def server_state(client: "ChatClient", settings: "Settings") -> tuple[str, str, str | None, str]:
     """(health, context window, model label, URL) of the server turns go to."""
-    from nbchat.api import DEFAULT_WINDOW_TOKENS
+    from nbchat.client import DEFAULT_WINDOW_TOKENS
     from nbchat.backends.probe import served_model
 
+    url = client.server_url(settings)
     try:
         backend = client.backend(settings)
     except NbChatError as error:
-        return (f"not usable: {error}", "unknown", settings.resolved_model,
-                settings.resolved_base_url)
+        return f"not usable: {error}", "unknown", settings.resolved_model, url
     probe = getattr(backend, "health", None)  # a status probe, when the backend has one
     try:
         if callable(probe):
@@ -97,7 +97,7 @@ def server_state(client: "ChatClient", settings: "Settings") -> tuple[str, str, 
         served_model(backend, settings.resolved_model) if health == "ok"
         else settings.resolved_model
     )
-    return health, window, model, backend.describe().url
+    return health, window, model, url
 
 
 def embeddings_state(settings: "Settings") -> str:
