@@ -17,16 +17,18 @@ import nbchat
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_imports_follow_the_layers_of_pyproject_toml():
+def test_imports_follow_the_layers_of_pyproject_toml(tmp_path):
     package_parent = str(Path(nbchat.__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [package_parent, *filter(None, [os.environ.get("PYTHONPATH")])]
     )}
+    # import-linter puts its working folder on the path: run it in an empty one, so the
+    # package it checks is the one this test imports.
     run = subprocess.run(
-        [sys.executable, "-c",
+        [sys.executable, "-P", "-c",
          "import sys; from importlinter.cli import lint_imports; "
-         "sys.exit(lint_imports(no_cache=True, no_logo=True))"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+         f"sys.exit(lint_imports({str(ROOT / 'pyproject.toml')!r}, no_cache=True, no_logo=True))"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert " 0 broken" in run.stdout, run.stdout
