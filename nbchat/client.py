@@ -19,7 +19,8 @@ from nbchat.core.attachments import AttachmentSpec, FileLike, as_specs
 from nbchat.core.errors import BudgetError, ConfigError, NbChatError
 from nbchat.core.events import Backend
 from nbchat.core.settings import BACKENDS, Settings, check_turn_settings
-from nbchat.core.store import Session, Store, open_store
+from nbchat.core.storage import open_store
+from nbchat.core.store import Session, Store
 from nbchat.core.tokens import CachedCounter, EstimateCounter
 from nbchat.core.turn import (
     NewSession,

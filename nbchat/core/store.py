@@ -3,9 +3,9 @@
 Everything nbchat keeps between turns goes through this protocol: sessions, messages,
 stored files, attachment records, the extraction/token caches, the search over past
 messages, and their embeddings. Callers never see SQL or a database connection.
-:mod:`nbchat.core.sqlite_store` implements it on one SQLite file; a second store (a
-server database, say) is one more module implementing the same methods, plus its
-migrations.
+:mod:`nbchat.core.sqlite_store` implements it on one SQLite file, and
+:func:`nbchat.core.storage.open_store` opens it; a second store (a server database,
+say) is one more module implementing the same methods, plus its migrations.
 
 Writes that belong together happen inside one :meth:`Store.transaction`; the methods
 that write take the transaction handle it yields (an opaque token to the caller) as
@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from nbchat.core.extractors.record import Extracted
@@ -33,7 +32,6 @@ __all__ = [
     "SearchFilter",
     "MessageText",
     "MessageVector",
-    "open_store",
 ]
 
 
@@ -376,9 +374,3 @@ class Store(Protocol):
         """Store vectors (of messages that still exist); returns how many messages got one."""
         ...
 
-
-def open_store(path: str | Path) -> Store:
-    """The store at ``path`` (a SQLite file, created and migrated on open)."""
-    from nbchat.core.sqlite_store import SqliteStore
-
-    return SqliteStore(path)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import inspect
 
 from nbchat.core.sqlite_store import SqliteStore
-from nbchat.core.store import Store, open_store
+from nbchat.core.storage import open_store
+from nbchat.core.store import Store
 
 
 def protocol_members() -> dict[str, object]:

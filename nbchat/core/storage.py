@@ -1,0 +1,15 @@
+"""Which store to open: the one place that names an implementation of the Store protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nbchat.core.sqlite_store import SqliteStore
+from nbchat.core.store import Store
+
+__all__ = ["open_store"]
+
+
+def open_store(path: str | Path) -> Store:
+    """The store at ``path`` (a SQLite file, created and migrated on open)."""
+    return SqliteStore(path)
