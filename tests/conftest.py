@@ -8,6 +8,9 @@
   started once per run and stopped at its end; ``own_llama`` is a private chat server
   for one test, which that test may kill. Tests using them are marked ``server``
   automatically, so ``-m "not server"`` runs the rest.
+- The ``postgres`` tier runs against a real PostgreSQL + pgvector server from the
+  ``pgserver`` wheel (``pg_cluster``, one per run; see tests/pg_cluster.py), each test
+  on its own database (``pg_database``). Tests using it are marked ``postgres``.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ SERVER_FIXTURES = {"llama_engine", "llama_url", "embedding_engine", "embedding_u
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SERVER_FIXTURES & fixtures:
             item.add_marker(pytest.mark.server)
+        if "pg_cluster" in fixtures:
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(autouse=True)
@@ -151,3 +157,37 @@ def page(browser: Any) -> Iterator[Any]:
     opened = context.new_page()
     yield opened
     context.close()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A real PostgreSQL + pgvector server for the session (see tests/pg_cluster.py)."""
+    from pg_cluster import start_cluster
+
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_database(pg_cluster: Any) -> Iterator[str]:
+    """A new database with the nbchat tables, dropped after the test (its name)."""
+    from pg_cluster import TEMPLATE
+
+    name = pg_cluster.create_database(template=TEMPLATE)
+    try:
+        yield name
+    finally:
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def pg_empty_database(pg_cluster: Any) -> Iterator[str]:
+    """A new database with only the ``vector`` extension, as a DBA hands it over."""
+    name = pg_cluster.create_database()
+    try:
+        yield name
+    finally:
+        pg_cluster.drop_database(name)
