@@ -1,11 +1,14 @@
-"""Set-up of the example notebooks, which nbval runs as tests (``notebooks/*.ipynb``).
+"""Set-up of the whole run, and of the example notebooks that nbval runs as tests.
 
-Each notebook runs in its own kernel, a child of this process that inherits its
-environment when it starts. While a kernel starts, the environment gives it a fresh
-database of its own (``NBCHAT_DB`` in a temporary folder removed at the end of the run)
-and none of the developer's nbchat settings, so a notebook never writes to the user's
-database nor talks to a server the developer configured. The model cache stays the
-user's: the first run assembles the model there and later runs reuse it.
+The run fails when it leaves anything behind, in the temp folder or in the user's nbchat
+folders (``tests/leftovers.py``).
+
+Each notebook (``notebooks/*.ipynb``) runs in its own kernel, a child of this process
+that inherits its environment when it starts. While a kernel starts, the environment
+isolates it (``tests/isolation.py``): none of the developer's nbchat settings, a fresh
+database and cache folder of its own in pytest's temp folder, so a notebook never writes
+to the user's database or cache, nor talks to a server the developer configured. The
+model stays the user's: the first run assembles it there and later runs reuse it.
 
 Notebook cells use the real local llama.cpp engine, so they are marked ``server``
 (``-m "not server"`` leaves them out).
@@ -14,29 +17,26 @@ Notebook cells use the real local llama.cpp engine, so they are marked ``server`
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-# The settings a developer may have exported; a notebook must not see them.
-DEVELOPER_SETTINGS = (
-    "NBCHAT_BACKEND",
-    "NBCHAT_MODEL",
-    "NBCHAT_BASE_URL",
-    "NBCHAT_OPENROUTER_URL",
-    "NBCHAT_OPENAI_API_KEY",
-    "NBCHAT_EMBEDDING_URL",
-    "NBCHAT_DB",
-)
-_DATABASE_DIR = pytest.StashKey[Path]()
+from isolation import isolated_environment, shared_model_dir
+
+pytest_plugins = ["leftovers"]
+
+_NOTEBOOK_DIR = pytest.StashKey[Path]()
+_MODELS = pytest.StashKey[Path]()
 
 
 def _is_notebook(item: pytest.Item) -> bool:
     return item.path.suffix == ".ipynb"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_MODELS] = shared_model_dir()  # the developer's, before any test changes it
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -46,20 +46,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @contextmanager
-def _kernel_environment(database: Path) -> Iterator[None]:
+def _kernel_environment(folder: Path, models: Path) -> Iterator[None]:
     """``os.environ`` as a starting kernel should inherit it; restored afterwards."""
-    saved = {name: os.environ.get(name) for name in DEVELOPER_SETTINGS}
-    for name in DEVELOPER_SETTINGS:
-        os.environ.pop(name, None)
-    os.environ["NBCHAT_DB"] = str(database)
+    changes = isolated_environment(folder, models)
+    saved = {name: os.environ.get(name) for name in changes}
     try:
+        for name, value in changes.items():
+            _set(name, value)
         yield
     finally:
         for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+            _set(name, value)
+
+
+def _set(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -69,14 +73,8 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
         yield
         return
     stash = item.config.stash
-    if _DATABASE_DIR not in stash:
-        stash[_DATABASE_DIR] = Path(tempfile.mkdtemp(prefix="nbchat-notebooks-"))
-    database = stash[_DATABASE_DIR] / f"{item.path.stem}.sqlite"
-    with _kernel_environment(database):
+    if _NOTEBOOK_DIR not in stash:
+        stash[_NOTEBOOK_DIR] = item.config._tmp_path_factory.mktemp("notebooks")  # type: ignore[attr-defined]
+    folder = stash[_NOTEBOOK_DIR] / item.path.stem
+    with _kernel_environment(folder, stash[_MODELS]):
         yield
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    folder = config.stash.get(_DATABASE_DIR, None)
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -39,8 +39,8 @@ def build_database(path: Path, count: int, rng: random.Random) -> None:
     """``count`` messages with vectors, spread over sessions and the last 60 days."""
     import numpy as np
 
-    from nbchat.core.store import Store
-    from nbchat.memory.embed import vector_to_blob
+    from nbchat.core.sqlite_store import SqliteStore as Store
+    from nbchat.core.sqlite_search import vector_to_blob
 
     vocabulary = [f"w{i}" for i in range(3000)] + ["heron", "launch", "code", "vault"]
     vectors = np.random.default_rng(rng.randrange(1 << 30)).standard_normal(
@@ -88,9 +88,10 @@ def median_ms(action: Callable[[], object], runs: int) -> float:
 def bench_size(count: int, runs: int, workdir: Path, rng: random.Random) -> dict[str, float]:
     import numpy as np
 
-    from nbchat.core.store import Store
-    from nbchat.memory.embed import vector_to_blob
-    from nbchat.memory.search import SearchFilter, VectorIndex, search_messages
+    from nbchat.core.sqlite_store import SqliteStore as Store
+    from nbchat.core.sqlite_search import vector_to_blob
+    from nbchat.core.sqlite_search import VectorIndex, search_messages
+    from nbchat.core.store import SearchFilter
 
     path = workdir / f"recall-{count}.sqlite"
     started = time.perf_counter()

@@ -8,9 +8,11 @@ same run, because the machines here are shared and noisy.
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -142,18 +144,20 @@ def load_test_helper(name: str) -> ModuleType:
 @contextmanager
 def local_engine(url: str | None = None, *, ctx_tokens: int = 8192) -> Iterator[str]:
     """The URL of a llama.cpp server: ``url`` when given, else a fresh local engine
-    (bundled gemma-3-270m, one slot, ``ctx_tokens`` context) stopped on exit."""
+    (the default SmolLM2-135M-Instruct, one slot, ``ctx_tokens`` context) stopped on exit."""
     if url:
         yield url.rstrip("/")
         return
     from nbchat.engine import start_engine
 
-    log_dir = Path(tempfile.mkdtemp(prefix="nbchat-bench-engine-"))
-    handle = start_engine(ctx_tokens=ctx_tokens, reuse=False, log_path=log_dir / "engine.log")
-    try:
-        yield handle.url
-    finally:
-        handle.stop()
+    with tempfile.TemporaryDirectory(prefix="nbchat-bench-engine-") as log_dir:
+        handle = start_engine(
+            ctx_tokens=ctx_tokens, reuse=False, log_path=Path(log_dir) / "engine.log"
+        )
+        try:
+            yield handle.url
+        finally:
+            handle.stop()
 
 
 def template_tokens(http: Any, url: str, messages: Sequence[dict[str, str]]) -> list[int]:
@@ -235,5 +239,11 @@ def fit_prose(seed: int, target_tokens: int, count_tokens: Any, *, topic: str = 
 
 
 def scratch_dir(prefix: str) -> Path:
-    """A new temporary directory the caller owns."""
-    return Path(tempfile.mkdtemp(prefix=f"nbchat-bench-{prefix}-"))
+    """A new temporary directory for this benchmark, removed when its interpreter exits.
+
+    Each benchmark runs in its own interpreter (``bench/run``, the smoke tests), so
+    removal at exit leaves nothing in the system temp folder, even after a failure.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=f"nbchat-bench-{prefix}-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder

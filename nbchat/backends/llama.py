@@ -3,13 +3,18 @@
 The server answers ``/health`` with 503 while it loads a model, so checking it before a
 turn gives a clear "still loading" instead of a failed request. ``/props`` tells the
 context size (``n_ctx``) the server really runs with, and ``/tokenize`` counts tokens
-with the model's own tokenizer.
+with the model's own tokenizer. A whole prompt is counted as the server will see it:
+the messages through its chat template (``/apply-template``), then tokenized with the
+special tokens it adds (``/tokenize``), which is ``prompt_n + cache_n`` of the request.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +31,7 @@ __all__ = ["LlamaServerBackend", "LlamaTokenCounter", "DEFAULT_LLAMA_URL"]
 
 _SHORT_TEXT_CHARS = 256
 _SHORT_CACHE_ENTRIES = 4096
+_PROMPT_CACHE_ENTRIES = 64
 
 
 class LlamaTokenCounter:
@@ -54,6 +60,10 @@ class LlamaTokenCounter:
                 self._short_counts.clear()
             self._short_counts[text] = found
         return found
+
+    def count_prompt(self, messages: Sequence[Message]) -> int:
+        """Tokens of the whole prompt the server builds from ``messages``."""
+        return self._backend.count_prompt(messages)
 
 
 class LlamaServerBackend(OpenAICompatBackend):
@@ -95,6 +105,9 @@ class LlamaServerBackend(OpenAICompatBackend):
         self._healthy_until = 0.0
         self._props: Mapping[str, Any] | None = None
         self._props_lock = threading.Lock()
+        # Whole-prompt counts by the sha256 of the messages, newest last.
+        self._prompt_counts: OrderedDict[str, int] = OrderedDict()
+        self._prompt_lock = threading.Lock()
 
     @property
     def server_label(self) -> str:
@@ -175,6 +188,9 @@ class LlamaServerBackend(OpenAICompatBackend):
     ) -> dict[str, Any]:
         body = super()._chat_body(messages, model, max_tokens, temperature)
         body["cache_prompt"] = True
+        # Progress chunks while a long prompt is read (llama.cpp's server only: another
+        # server may refuse an unknown field, so the base class never sends it).
+        body["return_progress"] = True
         return body
 
     # -- facts about the model -------------------------------------------------------------
@@ -220,14 +236,49 @@ class LlamaServerBackend(OpenAICompatBackend):
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` according to the server's ``/tokenize``."""
-        response = self._request("POST", "/tokenize", json_body={"content": text})
-        if response.status_code != 200:
-            raise classify_error(
-                response.status_code,
-                response.content,
-                response.headers,
-                self._error_context(self.default_model),
+        return len(self._tokenize({"content": text}))
+
+    def count_prompt(self, messages: Sequence[Message]) -> int:
+        """Tokens of the prompt a chat request with ``messages`` makes the server evaluate.
+
+        The server's chat template renders the messages (``/apply-template``, with the
+        turn markers and the generation prompt), and ``/tokenize`` counts the result
+        with the special tokens parsed and the BOS added, as a chat request does: the
+        count equals that request's ``prompt_n + cache_n``. Counts are cached by the
+        sha256 of the messages.
+        """
+        plain = [dict(message) for message in messages]
+        key = hashlib.sha256(
+            json.dumps(plain, ensure_ascii=False, sort_keys=True).encode("utf-8", "surrogatepass")
+        ).hexdigest()
+        with self._prompt_lock:
+            found = self._prompt_counts.get(key)
+            if found is not None:
+                self._prompt_counts.move_to_end(key)
+                return found
+        response = self._request("POST", "/apply-template", json_body={"messages": plain})
+        self._raise_for(response)
+        try:
+            prompt = response.json().get("prompt")
+        except (ValueError, AttributeError):
+            prompt = None
+        if not isinstance(prompt, str):
+            raise BackendError(
+                f"llama-server at {self.shown_url} sent no prompt from /apply-template.",
+                "generic",
             )
+        special = {"add_special": True, "parse_special": True}
+        counted = len(self._tokenize({"content": prompt, **special}))
+        with self._prompt_lock:
+            self._prompt_counts[key] = counted
+            while len(self._prompt_counts) > _PROMPT_CACHE_ENTRIES:
+                self._prompt_counts.popitem(last=False)
+        return counted
+
+    def _tokenize(self, body: Mapping[str, Any]) -> list[Any]:
+        """The token list of ``/tokenize`` for ``body``."""
+        response = self._request("POST", "/tokenize", json_body=dict(body))
+        self._raise_for(response)
         try:
             tokens = response.json().get("tokens")
         except (ValueError, AttributeError):
@@ -237,4 +288,13 @@ class LlamaServerBackend(OpenAICompatBackend):
                 f"llama-server at {self.shown_url} sent no token list from /tokenize.",
                 "generic",
             )
-        return len(tokens)
+        return tokens
+
+    def _raise_for(self, response: "httpx.Response") -> None:
+        if response.status_code != 200:
+            raise classify_error(
+                response.status_code,
+                response.content,
+                response.headers,
+                self._error_context(self.default_model),
+            )

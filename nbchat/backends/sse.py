@@ -11,7 +11,11 @@ joined, comments skipped). This module owns what the payloads mean:
   :class:`StreamError`; the caller keeps the text received so far;
 - the end of the body before any ``[DONE]`` or ``finish_reason`` is a *truncated*
   stream, not a success;
-- ``usage`` and llama.cpp's ``timings`` become one :class:`Usage` just before the end.
+- ``usage`` and llama.cpp's ``timings`` become one :class:`Usage` just before the end;
+- llama-server's ``prompt_progress`` object (sent when the request asked for
+  ``return_progress``: one chunk when it starts reading the prompt, one per batch of
+  2,048 tokens, one when done, each with an empty delta) becomes a
+  :class:`PromptProgress`.
 
 :class:`StreamDecoder` is pure (payload strings in, events out) so it can be tested
 on its own; :func:`iter_response_events` is the thin I/O part.
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbchat.backends.classify import ErrorContext, classify_error, stream_error_from
 from nbchat.core.errors import redact
-from nbchat.core.events import Done, Event, StreamError, TextDelta, Usage
+from nbchat.core.events import Done, Event, PromptProgress, StreamError, TextDelta, Usage
 
 if TYPE_CHECKING:
     import httpx
@@ -56,6 +60,22 @@ def _as_float(value: object) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     return None
+
+
+def _prompt_progress(value: object) -> PromptProgress | None:
+    """llama-server's ``{"total", "cache", "processed", "time_ms"}``, or None."""
+    if not isinstance(value, Mapping):
+        return None
+    total = _as_int(value.get("total"))
+    processed = _as_int(value.get("processed"))
+    if total is None or processed is None or total <= 0:
+        return None
+    return PromptProgress(
+        processed_tokens=processed,
+        total_tokens=total,
+        cached_tokens=_as_int(value.get("cache")) or 0,
+        elapsed_ms=_as_float(value.get("time_ms")) or 0.0,
+    )
 
 
 class StreamDecoder:
@@ -143,6 +163,9 @@ class StreamDecoder:
         timings = chunk.get("timings")
         if isinstance(timings, Mapping):
             self._timings = timings
+        progress = _prompt_progress(chunk.get("prompt_progress"))
+        if progress is not None and self._finish_reason is None:
+            events.append(progress)
         choice = self._first_choice(chunk)
         finish_reason = None
         if choice is not None:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
 from nbchat.core.errors import AttachmentError, AttachmentsError
-from nbchat.core.store import Store, StoredFile
+from nbchat.core.extractors.record import Extracted, Section
+from nbchat.core.store import Store, StoredFile, Transaction
 
 __all__ = [
     "AttachmentSpec",
@@ -140,7 +140,7 @@ def store_file(
         raise problems.too_large(name, len(data), max_file_bytes)
     extracted = extract_bytes(data, name, max_inflated_bytes=max_inflated_bytes)
     sha = _sha(data)
-    _remember_extract(sha, (extracted.kind, extracted.text, tuple(extracted.notes)))
+    _remember_extract(sha, extracted)
     guessed = mimetypes.guess_type(name)[0]
     return store.add_file(
         name, data, sha256=sha, mime=mime or guessed or "application/octet-stream"
@@ -161,6 +161,7 @@ class Resolved:
     text: str
     kind: str
     notes: tuple[str, ...] = ()
+    sections: tuple[Section, ...] = ()
 
     @property
     def record_kind(self) -> str:
@@ -175,7 +176,7 @@ class Resolver:
     max_file_bytes: int = 50 * 1024 * 1024
     max_inflated_bytes: int = 512 * 1024 * 1024
     _path_hashes: list[tuple[str, int, int, str]] = field(default_factory=list)
-    _extracts: dict[str, tuple[str, str, tuple[str, ...]]] = field(default_factory=dict)
+    _extracts: dict[str, Extracted] = field(default_factory=dict)
 
     def resolve_all(self, specs: Sequence[AttachmentSpec]) -> list[Resolved]:
         """Every spec resolved, or one :class:`AttachmentsError` listing every failure."""
@@ -198,7 +199,7 @@ class Resolver:
             if not text.strip():
                 raise AttachmentError(spec.name, "is empty: there is no text to attach.")
             sha = _sha(text.encode("utf-8", "surrogatepass"))
-            self._extracts[sha] = (spec.label, text, ())
+            self._extracts[sha] = Extracted(text, spec.label)
             return Resolved(spec, spec.name, None, sha, text, spec.label)
         if spec.kind == STORED:
             return self._resolve_stored(spec)
@@ -222,8 +223,7 @@ class Resolver:
             sha = _sha(data)
             self._path_hashes.append((absolute, size_bytes, mtime_ns, sha))
             cached = self.cached_extract(sha) or self._extract(data, spec.name, sha)
-        kind, text, notes = cached
-        return Resolved(spec, Path(spec.name).name, absolute, sha, text, kind, notes)
+        return _resolved(spec, Path(spec.name).name, absolute, sha, cached)
 
     def _resolve_stored(self, spec: AttachmentSpec) -> Resolved:
         found = self.store.get_file(spec.name) if self.store is not None else None
@@ -237,8 +237,7 @@ class Resolver:
         if cached is None:
             assert self.store is not None
             cached = self._extract(self.store.file_bytes(found.id), found.name, found.sha256)
-        kind, text, notes = cached
-        return Resolved(spec, found.name, None, found.sha256, text, kind, notes)
+        return _resolved(spec, found.name, None, found.sha256, cached)
 
     def _known_sha(self, absolute: str, size_bytes: int, mtime_ns: int) -> str | None:
         key = (absolute, size_bytes, mtime_ns)
@@ -251,7 +250,7 @@ class Resolver:
             return self.store.cached_path_hash(absolute, size_bytes, mtime_ns)
         return None
 
-    def cached_extract(self, sha: str) -> tuple[str, str, tuple[str, ...]] | None:
+    def cached_extract(self, sha: str) -> Extracted | None:
         from nbchat.core.extract import EXTRACTOR_VERSION
 
         if sha in self._extracts:
@@ -262,30 +261,26 @@ class Resolver:
                 self._extracts[sha] = entry  # this database lacks it: the turn's flush stores it
             return entry
         if self.store is not None:
-            found = self.store.cached_extract(sha, EXTRACTOR_VERSION)
-            if found is not None:
-                kind, text, notes = found
-                return kind, text, tuple(notes)
+            return self.store.cached_extract(sha, EXTRACTOR_VERSION)
         return None
 
-    def _extract(self, data: bytes, name: str, sha: str) -> tuple[str, str, tuple[str, ...]]:
+    def _extract(self, data: bytes, name: str, sha: str) -> Extracted:
         from nbchat.core.extract import extract_bytes
 
         extracted = extract_bytes(data, name, max_inflated_bytes=self.max_inflated_bytes)
-        entry = (extracted.kind, extracted.text, tuple(extracted.notes))
-        self._extracts[sha] = entry
-        return entry
+        self._extracts[sha] = extracted
+        return extracted
 
-    def flush(self, db: sqlite3.Connection) -> None:
-        """Save the new cache entries inside the turn's transaction."""
+    def flush(self, store: Store, db: Transaction) -> None:
+        """Save the new cache entries inside the turn's transaction ``db`` of ``store``."""
         from nbchat.core.extract import EXTRACTOR_VERSION
 
         for absolute, size_bytes, mtime_ns, sha in self._path_hashes:
-            Store.put_path_hash(db, absolute, size_bytes, mtime_ns, sha)
+            store.put_path_hash(db, absolute, size_bytes, mtime_ns, sha)
             _MEMORY_PATHS[(absolute, size_bytes, mtime_ns)] = sha
-        for sha, (kind, text, notes) in self._extracts.items():
-            Store.put_extract(db, sha, EXTRACTOR_VERSION, kind, text, notes)
-            _remember_extract(sha, (kind, text, notes))
+        for sha, extracted in self._extracts.items():
+            store.put_extract(db, sha, EXTRACTOR_VERSION, extracted)
+            _remember_extract(sha, extracted)
         self._path_hashes.clear()
         self._extracts.clear()
 
@@ -297,23 +292,32 @@ class Resolver:
             _remember_extract(sha, entry)
 
 
+def _resolved(
+    spec: AttachmentSpec, name: str, path: str | None, sha: str, extracted: Extracted
+) -> Resolved:
+    return Resolved(
+        spec, name, path, sha, extracted.text, extracted.kind, extracted.notes,
+        extracted.sections,
+    )
+
+
 # Process-wide memory of recent extractions, bounded by total characters.
 _MEMORY_PATHS: dict[tuple[str, int, int], str] = {}
-_MEMORY_EXTRACTS: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+_MEMORY_EXTRACTS: dict[str, Extracted] = {}
 _MEMORY_LIMIT_CHARS = 64 * 1024 * 1024
 _memory_chars = 0
 
 
-def _remember_extract(sha: str, entry: tuple[str, str, tuple[str, ...]]) -> None:
+def _remember_extract(sha: str, entry: Extracted) -> None:
     """Keep ``entry`` as the newest; forget the oldest ones past the limit."""
     global _memory_chars
     old = _MEMORY_EXTRACTS.pop(sha, None)
     if old is not None:
-        _memory_chars -= len(old[1])
+        _memory_chars -= len(old.text)
     _MEMORY_EXTRACTS[sha] = entry
-    _memory_chars += len(entry[1])
+    _memory_chars += len(entry.text)
     while _memory_chars > _MEMORY_LIMIT_CHARS and len(_MEMORY_EXTRACTS) > 1:
-        _memory_chars -= len(_MEMORY_EXTRACTS.pop(next(iter(_MEMORY_EXTRACTS)))[1])
+        _memory_chars -= len(_MEMORY_EXTRACTS.pop(next(iter(_MEMORY_EXTRACTS))).text)
 
 
 def _sha(data: bytes) -> str:

@@ -14,12 +14,14 @@ from typing import Any, Protocol, Union
 __all__ = [
     "Message",
     "TextDelta",
+    "PromptProgress",
     "Usage",
     "Done",
     "StreamError",
     "Event",
     "Backend",
     "TokenCounter",
+    "PromptCounter",
 ]
 
 # An OpenAI-style chat message: {"role": "system"|"user"|"assistant", "content": str}.
@@ -31,6 +33,41 @@ class TextDelta:
     """A piece of the answer's text, in arrival order."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class PromptProgress:
+    """How far the server has read the prompt, before the first token (llama-server).
+
+    Counts are of this request's prompt; ``cached_tokens`` of it came from the server's
+    cache and are not read again. ``elapsed_ms`` is the server's reading time so far.
+    A front end shows :meth:`describe` while :attr:`worth_showing`, and removes it at
+    the first :class:`TextDelta`: a short prompt is read before anyone would notice,
+    so it shows nothing.
+    """
+
+    processed_tokens: int
+    total_tokens: int
+    cached_tokens: int = 0
+    elapsed_ms: float = 0.0
+
+    SHOW_AFTER_MS = 1000.0
+
+    @property
+    def read_tokens(self) -> int:
+        return max(0, self.processed_tokens - self.cached_tokens)
+
+    @property
+    def to_read_tokens(self) -> int:
+        return max(0, self.total_tokens - self.cached_tokens)
+
+    @property
+    def worth_showing(self) -> bool:
+        """Reading has taken over a second and is not finished."""
+        return self.elapsed_ms >= self.SHOW_AFTER_MS and self.read_tokens < self.to_read_tokens
+
+    def describe(self) -> str:
+        return f"reading the prompt: {self.read_tokens:,} / {self.to_read_tokens:,} tokens"
 
 
 @dataclass(frozen=True)
@@ -77,15 +114,23 @@ class StreamError:
     retry_after: float | None = None
 
 
-Event = Union[TextDelta, Usage, Done, StreamError]
+Event = Union[TextDelta, PromptProgress, Usage, Done, StreamError]
 
 
 class TokenCounter(Protocol):
     """Counts tokens of a text; ``tokenizer_id`` names the tokenizer for cache keys."""
 
-    tokenizer_id: str
+    @property
+    def tokenizer_id(self) -> str: ...
 
     def count(self, text: str) -> int: ...
+
+
+class PromptCounter(TokenCounter, Protocol):
+    """A counter that also counts a whole prompt as its server builds it from messages
+    (chat template and special tokens included); llama-server's counter is one."""
+
+    def count_prompt(self, messages: Sequence[Message]) -> int: ...
 
 
 class Backend(Protocol):

@@ -154,6 +154,25 @@ def m002_memory(db: sqlite3.Connection) -> None:
     )
 
 
+def m003_extract_sections(db: sqlite3.Connection) -> None:
+    """Where each page, sheet, slide or cell sits in a cached extraction's text.
+
+    One row per cached extraction that has sections: a JSON list of
+    ``[unit, number, start, end, label]``. A table of its own, so ``extracts`` keeps
+    its rows and columns as they were; an extraction without a row has no sections.
+    """
+    db.executescript(
+        """
+        CREATE TABLE extract_sections (
+            sha256 TEXT NOT NULL,
+            extractor_version TEXT NOT NULL,
+            sections TEXT NOT NULL,
+            PRIMARY KEY (sha256, extractor_version)
+        );
+        """
+    )
+
+
 def _has_fts5(db: sqlite3.Connection) -> bool:
     row = db.execute(
         "SELECT 1 FROM pragma_compile_options WHERE compile_options = 'ENABLE_FTS5'"
@@ -166,6 +185,7 @@ Migration = Callable[[sqlite3.Connection], None]
 MIGRATIONS: list[Migration] = [
     m001_core,
     m002_memory,
+    m003_extract_sections,
 ]
 
 

@@ -1,36 +1,44 @@
-"""The conversation database: one SQLite file, WAL, versioned migrations.
+"""The conversation store: the records it holds and the :class:`Store` protocol.
 
-Every write that belongs to one turn happens inside one :meth:`Store.transaction`, so a
-crash or a second kernel never leaves half a turn behind. Reads need no transaction.
+Everything nbchat keeps between turns goes through this protocol: sessions, messages,
+stored files, attachment records, the extraction/token caches, the search over past
+messages, and their embeddings. Callers never see SQL or a database connection.
+:mod:`nbchat.core.sqlite_store` implements it on one SQLite file; a second store (a
+server database, say) is one more module implementing the same methods, plus its
+migrations.
+
+Writes that belong together happen inside one :meth:`Store.transaction`; the methods
+that write take the transaction handle it yields (an opaque token to the caller) as
+their first argument, so a turn step lands whole or not at all. Reads need none.
 """
 
 from __future__ import annotations
 
-import bisect
-import json
-import secrets
-import sqlite3
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from nbchat.core.errors import StoreError
-from nbchat.core.migrations import MIGRATIONS, migrate, schema_version
+from nbchat.core.extractors.record import Extracted
 
 __all__ = [
     "Store",
+    "Transaction",
     "Session",
     "StoredMessage",
     "StoredFile",
     "AttachmentRecord",
+    "Hit",
+    "SearchFilter",
+    "MessageText",
+    "MessageVector",
     "open_store",
 ]
 
-BUSY_TIMEOUT_MS = 30_000
+
+class Transaction(Protocol):
+    """The handle of one open write transaction: callers only pass it back to the store."""
 
 
 @dataclass(frozen=True)
@@ -95,99 +103,99 @@ class AttachmentRecord:
     created: float
 
 
-def open_store(path: str | Path) -> "Store":
-    return Store(path)
+@dataclass(frozen=True)
+class Hit:
+    """One past message found by a search, with where and when it was said.
+
+    ``score`` orders hits (higher first); ``lexical_rank`` and ``vector_rank`` say which
+    ranking found it (1-based), ``similarity`` is its cosine when vectors found it.
+    """
+
+    message_id: int
+    session_id: str
+    session_title: str
+    seq: int
+    role: str
+    content: str
+    created: float
+    score: float
+    lexical_rank: int | None = None
+    vector_rank: int | None = None
+    similarity: float | None = None
+
+    def snippet(self, terms: Sequence[str] = (), width_chars: int = 200) -> str:
+        """A one-line excerpt around the first query word found, else the start."""
+        text = " ".join(self.content.split())
+        if len(text) <= width_chars:
+            return text
+        lowered = text.lower()
+        at = -1
+        for term in terms:
+            at = lowered.find(term.lower())
+            if at >= 0:
+                break
+        start = max(0, at - width_chars // 3) if at >= 0 else 0
+        end = min(len(text), start + width_chars)
+        start = max(0, end - width_chars)
+        piece = text[start:end]
+        return ("…" if start else "") + piece + ("…" if end < len(text) else "")
 
 
-class Store:
-    """A connection to the nbchat database at ``path`` (created and migrated on open)."""
+@dataclass(frozen=True)
+class SearchFilter:
+    """Which messages a search may return.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                str(self.path),
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(
-                f"Cannot open the nbchat database at {self.path}: {exc}. "
-                "Check the folder is writable, or set NBCHAT_DB / c.NbChat.db_path."
-            ) from exc
-        self._lock = threading.RLock()
-        # Messages are only ever appended (never updated or deleted one by one), so each
-        # session's messages read so far are kept, and a later read fetches only newer ones.
-        self._history: dict[str, list[StoredMessage]] = {}
-        self._db.row_factory = sqlite3.Row
-        try:
-            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            _use_wal(self._db, BUSY_TIMEOUT_MS / 1000)
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            version = schema_version(self._db)
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"The nbchat database at {self.path} has schema version {version}, "
-                    f"newer than this nbchat knows ({len(MIGRATIONS)}): upgrade nbchat."
-                )
-            if version < len(MIGRATIONS):
-                migrate(self._db)
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise StoreError(
-                f"The nbchat database at {self.path} cannot be used: {exc}. "
-                "Move it aside to start a new one, or set NBCHAT_DB."
-            ) from exc
+    ``session_id`` keeps one session; ``exclude_session_id`` leaves one out; ``since`` and
+    ``until`` bound the time the message was stored (Unix seconds, ``until`` exclusive);
+    ``exclude_message_ids`` leaves out messages (those already in the prompt, say);
+    ``notebook`` keeps the sessions of one notebook.
+    """
 
-    # -- plumbing ---------------------------------------------------------------------
+    session_id: str | None = None
+    notebook: str | None = None
+    exclude_session_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+    exclude_message_ids: frozenset[int] = field(default_factory=frozenset)
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
-    def __enter__(self) -> "Store":
-        return self
+@dataclass(frozen=True)
+class MessageText:
+    """A message's id and text, as the embedder reads them."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    message_id: int
+    content: str
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``): all of it lands, or none."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"Cannot write to {self.path}: {exc}") from exc
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                try:
-                    self._db.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    self._db.execute("ROLLBACK")
-                    raise StoreError(f"Cannot write to {self.path}: {exc}") from exc
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, params).fetchall()
+@dataclass(frozen=True)
+class MessageVector:
+    """One embedding of one chunk of a message, by one model."""
+
+    message_id: int
+    model: str
+    chunk: int
+    vector: Sequence[float]
+
+
+class Store(Protocol):
+    """What nbchat asks of a conversation store (see the module docstring)."""
 
     @property
-    def connection(self) -> sqlite3.Connection:
-        """The raw connection, for modules that own their own tables (memory)."""
-        return self._db
+    def location(self) -> str:
+        """Where the data lives, in words for messages (a path, a server)."""
+        ...
 
-    @property
-    def lock(self) -> threading.RLock:
-        return self._lock
+    def close(self) -> None: ...
 
-    # -- sessions ---------------------------------------------------------------------
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """One write transaction: all of it lands, or none (a crash included)."""
+        ...
+
+    def reopen(self) -> "Store":
+        """A second, independent connection to the same data (for a worker thread)."""
+        ...
+
+    # -- sessions -------------------------------------------------------------------------
 
     def create_session(
         self,
@@ -198,69 +206,47 @@ class Store:
         model: str | None = None,
         backend: str | None = None,
         parent_id: str | None = None,
-        db: sqlite3.Connection | None = None,
+        db: Transaction | None = None,
     ) -> Session:
         """A new session; pass ``db`` to create it inside a running transaction."""
-        session_id = secrets.token_hex(4)
-        now = time.time()
-        sql = (
-            "INSERT INTO sessions (id, title, notebook, system_prompt, model, backend, "
-            "parent_id, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        )
-        params = (session_id, title, notebook, system_prompt, model, backend, parent_id, now, now)
-        if db is not None:
-            db.execute(sql, params)
-        else:
-            with self.transaction() as tx:
-                tx.execute(sql, params)
-        return Session(
-            session_id, title, notebook, system_prompt, model, backend, parent_id, 0, "", 0,
-            now, now,
-        )
+        ...
 
     def get_session(self, key: str) -> Session | None:
         """A session by id, else by exact title (the newest of that title)."""
-        rows = self._query("SELECT * FROM sessions WHERE id = ?", (key,))
-        if not rows:
-            rows = self._query(
-                "SELECT * FROM sessions WHERE title = ? ORDER BY updated DESC LIMIT 1", (key,)
-            )
-        return _session(rows[0]) if rows else None
+        ...
 
-    def latest_session_for_notebook(self, notebook: str) -> Session | None:
-        rows = self._query(
-            "SELECT * FROM sessions WHERE notebook = ? ORDER BY updated DESC LIMIT 1",
-            (notebook,),
-        )
-        return _session(rows[0]) if rows else None
+    def latest_session_for_notebook(self, notebook: str) -> Session | None: ...
 
     def list_sessions(self, *, notebook: str | None = None, limit: int = 50) -> list[Session]:
-        if notebook is None:
-            rows = self._query(
-                "SELECT * FROM sessions ORDER BY updated DESC LIMIT ?", (limit,)
-            )
-        else:
-            rows = self._query(
-                "SELECT * FROM sessions WHERE notebook = ? ORDER BY updated DESC LIMIT ?",
-                (notebook, limit),
-            )
-        return [_session(r) for r in rows]
+        """Newest first."""
+        ...
 
     def message_counts(self) -> dict[str, int]:
-        rows = self._query("SELECT session_id, COUNT(*) AS n FROM messages GROUP BY session_id")
-        return {r["session_id"]: r["n"] for r in rows}
+        """Messages per session id."""
+        ...
 
-    def delete_session(self, session_id: str) -> bool:
-        with self._lock:
-            self._history.pop(session_id, None)
-        with self.transaction() as tx:
-            return tx.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+    def delete_session(self, session_id: str) -> bool: ...
 
-    # -- messages ---------------------------------------------------------------------
+    def set_system_prompt(self, db: Transaction, session_id: str, system_prompt: str) -> None: ...
+
+    def set_history(
+        self,
+        db: Transaction,
+        session_id: str,
+        *,
+        start_seq: int,
+        carried_files: str,
+        compacted: bool,
+    ) -> None:
+        """Where the session's replayed history starts, and the files carried past it;
+        ``compacted`` counts one more compaction."""
+        ...
+
+    # -- messages -------------------------------------------------------------------------
 
     def add_message(
         self,
-        db: sqlite3.Connection,
+        db: Transaction,
         *,
         session_id: str,
         role: str,
@@ -275,128 +261,40 @@ class Store:
         timings: dict[str, Any] | None = None,
         model: str | None = None,
     ) -> StoredMessage:
-        """Append a message inside the caller's transaction; ``seq`` is the next free one."""
-        seq = db.execute(
-            "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE session_id = ?",
-            (session_id,),
-        ).fetchone()[0]
-        now = time.time()
-        cursor = db.execute(
-            "INSERT INTO messages (session_id, seq, role, content, rendered, status, "
-            "error_kind, error_message, importance, tokens, usage, timings, model, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                session_id, seq, role, content, rendered, status, error_kind, error_message,
-                importance, tokens, json.dumps(usage or {}), json.dumps(timings or {}), model,
-                now,
-            ),
-        )
-        db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
-        return StoredMessage(
-            int(cursor.lastrowid or 0), session_id, seq, role, content, rendered, status,
-            error_kind, error_message, importance, tokens, usage or {}, timings or {}, model,
-            now,
-        )
+        """Append a message inside ``db``; its ``seq`` is the session's next free one."""
+        ...
 
     def messages(
         self, session_id: str, *, from_seq: int = 0, limit: int | None = None
     ) -> list[StoredMessage]:
-        """Messages from ``seq`` ``from_seq`` on (the last ``limit`` of them when given).
+        """Messages from ``seq`` ``from_seq`` on (the last ``limit`` of them when given)."""
+        ...
 
-        Without ``limit`` the answer comes from the per-session cache, topped up with the
-        messages stored since the last read (by this process or another), so a turn of a
-        long session does not re-read and re-decode its whole history.
-        """
-        if limit is None:
-            with self._lock:
-                if not self._db.in_transaction:  # uncommitted rows must not be cached
-                    cached = self._history.setdefault(session_id, [])
-                    after = cached[-1].seq if cached else -1
-                    rows = self._db.execute(
-                        "SELECT * FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq",
-                        (session_id, after),
-                    ).fetchall()
-                    cached.extend(_message(r) for r in rows)
-                    return cached[bisect.bisect_left(cached, from_seq, key=lambda m: m.seq):]
-        sql = "SELECT * FROM messages WHERE session_id = ? AND seq >= ? ORDER BY seq"
-        params: list[Any] = [session_id, from_seq]
-        if limit is not None:
-            sql = (
-                "SELECT * FROM (SELECT * FROM messages WHERE session_id = ? AND seq >= ? "
-                "ORDER BY seq DESC LIMIT ?) ORDER BY seq"
-            )
-            params.append(limit)
-        return [_message(r) for r in self._query(sql, params)]
+    def get_message(self, message_id: int) -> StoredMessage | None: ...
 
-    def get_message(self, message_id: int) -> StoredMessage | None:
-        rows = self._query("SELECT * FROM messages WHERE id = ?", (message_id,))
-        return _message(rows[0]) if rows else None
+    def last_message(self, session_id: str) -> StoredMessage | None: ...
 
-    def last_message(self, session_id: str) -> StoredMessage | None:
-        rows = self._query(
-            "SELECT * FROM messages WHERE session_id = ? ORDER BY seq DESC LIMIT 1",
-            (session_id,),
-        )
-        return _message(rows[0]) if rows else None
-
-    # -- stored files -----------------------------------------------------------------
+    # -- stored files ---------------------------------------------------------------------
 
     def add_file(self, name: str, data: bytes, *, sha256: str, mime: str) -> StoredFile:
         """Store ``data`` under ``name``; the same name again replaces the bytes."""
-        now = time.time()
-        with self.transaction() as tx:
-            tx.execute(
-                "INSERT INTO files (name, data, sha256, size_bytes, mime, created) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
-                "data = excluded.data, sha256 = excluded.sha256, "
-                "size_bytes = excluded.size_bytes, mime = excluded.mime, "
-                "created = excluded.created",
-                (name, data, sha256, len(data), mime, now),
-            )
-        found = self.get_file(name)
-        assert found is not None
-        return found
+        ...
 
     def get_file(self, key: str | int) -> StoredFile | None:
         """A stored file by id (an int or all-digit text) or by name."""
-        rows: list[sqlite3.Row] = []
-        if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
-            rows = self._query(
-                "SELECT id, name, sha256, size_bytes, mime, created FROM files WHERE id = ?",
-                (int(key),),
-            )
-        if not rows:
-            rows = self._query(
-                "SELECT id, name, sha256, size_bytes, mime, created FROM files WHERE name = ?",
-                (str(key),),
-            )
-        return StoredFile(*rows[0]) if rows else None
+        ...
 
-    def file_bytes(self, file_id: int) -> bytes:
-        rows = self._query("SELECT data FROM files WHERE id = ?", (file_id,))
-        if not rows:
-            raise StoreError(f"Stored file {file_id} is gone: list them with `%chat stored`.")
-        return bytes(rows[0][0])
+    def file_bytes(self, file_id: int) -> bytes: ...
 
-    def list_files(self) -> list[StoredFile]:
-        rows = self._query(
-            "SELECT id, name, sha256, size_bytes, mime, created FROM files ORDER BY name"
-        )
-        return [StoredFile(*r) for r in rows]
+    def list_files(self) -> list[StoredFile]: ...
 
-    def remove_file(self, key: str | int) -> StoredFile | None:
-        found = self.get_file(key)
-        if found is None:
-            return None
-        with self.transaction() as tx:
-            tx.execute("DELETE FROM files WHERE id = ?", (found.id,))
-        return found
+    def remove_file(self, key: str | int) -> StoredFile | None: ...
 
-    # -- attachments ------------------------------------------------------------------
+    # -- attachments ----------------------------------------------------------------------
 
     def record_attachment(
         self,
-        db: sqlite3.Connection,
+        db: Transaction,
         *,
         session_id: str,
         message_id: int | None,
@@ -408,125 +306,83 @@ class Store:
         total_tokens: int | None = None,
         kept_tokens: int | None = None,
     ) -> None:
-        """Record an attachment once per (session, kind, name, content); re-attaching un-forgets."""
-        db.execute(
-            "INSERT INTO attachments (session_id, message_id, kind, name, path, sha256, "
-            "fingerprint, total_tokens, kept_tokens, created) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(session_id, kind, name, sha256) DO UPDATE SET forgotten = 0",
-            (
-                session_id, message_id, kind, name, path, sha256, fingerprint, total_tokens,
-                kept_tokens, time.time(),
-            ),
-        )
+        """Once per (session, kind, name, content); re-attaching un-forgets."""
+        ...
 
-    def attachments(self, session_id: str, *, include_forgotten: bool = False) -> list[AttachmentRecord]:
-        sql = (
-            "SELECT a.*, m.seq AS message_seq FROM attachments a "
-            "LEFT JOIN messages m ON m.id = a.message_id WHERE a.session_id = ?"
-        )
-        if not include_forgotten:
-            sql += " AND a.forgotten = 0"
-        sql += " ORDER BY a.id"
-        return [_attachment(r) for r in self._query(sql, (session_id,))]
+    def attachments(
+        self, session_id: str, *, include_forgotten: bool = False
+    ) -> list[AttachmentRecord]: ...
 
     def forget_attachment(self, session_id: str, name: str) -> int:
         """Stop re-including a file in this session; returns how many records matched."""
-        with self.transaction() as tx:
-            return tx.execute(
-                "UPDATE attachments SET forgotten = 1 WHERE session_id = ? AND name = ?",
-                (session_id, name),
-            ).rowcount
+        ...
 
-    # -- caches -----------------------------------------------------------------------
+    # -- caches ---------------------------------------------------------------------------
 
-    def cached_extract(self, sha256: str, version: str) -> tuple[str, str, list[str]] | None:
-        rows = self._query(
-            "SELECT kind, text, notes FROM extracts WHERE sha256 = ? AND extractor_version = ?",
-            (sha256, version),
-        )
-        if not rows:
-            return None
-        return rows[0]["kind"], rows[0]["text"], json.loads(rows[0]["notes"])
+    def cached_extract(self, sha256: str, version: str) -> Extracted | None: ...
 
-    def cached_path_hash(self, path: str, size_bytes: int, mtime_ns: int) -> str | None:
-        rows = self._query(
-            "SELECT sha256 FROM path_hashes WHERE path = ? AND size_bytes = ? AND mtime_ns = ?",
-            (path, size_bytes, mtime_ns),
-        )
-        return rows[0][0] if rows else None
+    def cached_path_hash(self, path: str, size_bytes: int, mtime_ns: int) -> str | None: ...
 
-    def cached_token_count(self, sha256: str, tokenizer: str) -> int | None:
-        rows = self._query(
-            "SELECT tokens FROM token_counts WHERE sha256 = ? AND tokenizer = ?",
-            (sha256, tokenizer),
-        )
-        return int(rows[0][0]) if rows else None
+    def cached_token_count(self, sha256: str, tokenizer: str) -> int | None: ...
 
-    @staticmethod
-    def put_extract(
-        db: sqlite3.Connection, sha256: str, version: str, kind: str, text: str, notes: Sequence[str]
-    ) -> None:
-        db.execute(
-            "INSERT OR IGNORE INTO extracts (sha256, extractor_version, kind, text, notes) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (sha256, version, kind, text, json.dumps(list(notes))),
-        )
+    def put_extract(self, db: Transaction, sha256: str, version: str, extracted: Extracted) -> None: ...
 
-    @staticmethod
     def put_path_hash(
-        db: sqlite3.Connection, path: str, size_bytes: int, mtime_ns: int, sha256: str
-    ) -> None:
-        db.execute(
-            "INSERT OR REPLACE INTO path_hashes (path, size_bytes, mtime_ns, sha256) "
-            "VALUES (?, ?, ?, ?)",
-            (path, size_bytes, mtime_ns, sha256),
-        )
+        self, db: Transaction, path: str, size_bytes: int, mtime_ns: int, sha256: str
+    ) -> None: ...
 
-    @staticmethod
-    def put_token_count(db: sqlite3.Connection, sha256: str, tokenizer: str, tokens: int) -> None:
-        db.execute(
-            "INSERT OR IGNORE INTO token_counts (sha256, tokenizer, tokens) VALUES (?, ?, ?)",
-            (sha256, tokenizer, tokens),
-        )
+    def put_token_count(self, db: Transaction, sha256: str, tokenizer: str, tokens: int) -> None: ...
+
+    # -- search ---------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        search_filter: SearchFilter | None = None,
+        query_vector: Sequence[float] | None = None,
+        vector_model: str | None = None,
+        cosine_floor: float | None = None,
+    ) -> list[Hit]:
+        """Past messages relevant to ``query``, best first.
+
+        Words (full-text) and, given ``query_vector``, the stored vectors of
+        ``vector_model`` rank the messages; the two rankings are fused by reciprocal
+        rank (:func:`nbchat.core.ranking.fuse`). A message found by its vector alone
+        must reach ``cosine_floor`` when one is given.
+        """
+        ...
+
+    def browse(self, search_filter: SearchFilter, *, limit: int = 10) -> list[Hit]:
+        """Messages within the filter with no query: the most important first, then newest."""
+        ...
+
+    def hits(self, message_ids: Sequence[int]) -> list[Hit]:
+        """The messages ``message_ids`` as hits, in the order given (missing ones left out)."""
+        ...
+
+    # -- embeddings -----------------------------------------------------------------------
+
+    def count_unembedded(self, model: str) -> int:
+        """How many messages with text have no vector for ``model``."""
+        ...
+
+    def unembedded(self, model: str, limit: int, skip: frozenset[int] = frozenset()) -> list[MessageText]:
+        """Up to ``limit`` messages with text and no vector for ``model``, newest first."""
+        ...
+
+    def count_vectors(self, model: str) -> int:
+        """How many vectors (chunks) of ``model`` the store holds."""
+        ...
+
+    def add_vectors(self, db: Transaction, vectors: Sequence[MessageVector]) -> int:
+        """Store vectors (of messages that still exist); returns how many messages got one."""
+        ...
 
 
-def _use_wal(db: sqlite3.Connection, timeout_s: float) -> None:
-    """Switch to WAL mode. Two connections creating the file at once can make SQLite
-    answer "database is locked" at once, without its busy handler: retry until the
-    timeout, as the busy handler would."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+def open_store(path: str | Path) -> Store:
+    """The store at ``path`` (a SQLite file, created and migrated on open)."""
+    from nbchat.core.sqlite_store import SqliteStore
 
-
-def _session(row: sqlite3.Row) -> Session:
-    return Session(
-        row["id"], row["title"], row["notebook"], row["system_prompt"], row["model"],
-        row["backend"], row["parent_id"], row["history_start_seq"], row["carried_files"],
-        row["compactions"], row["created"], row["updated"],
-    )
-
-
-def _message(row: sqlite3.Row) -> StoredMessage:
-    return StoredMessage(
-        row["id"], row["session_id"], row["seq"], row["role"], row["content"],
-        row["rendered"], row["status"], row["error_kind"], row["error_message"],
-        row["importance"], row["tokens"], json.loads(row["usage"] or "{}"),
-        json.loads(row["timings"] or "{}"), row["model"], row["created"],
-    )
-
-
-def _attachment(row: sqlite3.Row) -> AttachmentRecord:
-    return AttachmentRecord(
-        row["id"], row["session_id"], row["message_id"], row["message_seq"], row["kind"],
-        row["name"], row["path"], row["sha256"], row["fingerprint"], row["total_tokens"],
-        row["kept_tokens"], bool(row["forgotten"]), row["created"],
-    )
+    return SqliteStore(path)

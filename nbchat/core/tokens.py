@@ -3,17 +3,25 @@
 The exact counter comes from the backend (llama-server's ``/tokenize``). Counts are
 cached per (sha256 of the text, tokenizer id), in memory and, once a turn is stored, in
 the database, so a text is never counted twice by the same tokenizer.
+
+Parts of a prompt are counted one by one (for the budgets); a whole prompt is counted
+only by a backend that can template it as its server will (:meth:`CachedCounter.
+count_prompt`), since the chat template adds tokens between the parts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from nbchat.core.errors import NbChatError
-from nbchat.core.events import TokenCounter
+from nbchat.core.events import Message, TokenCounter
+
+if TYPE_CHECKING:
+    from nbchat.core.store import Store, Transaction
 
 __all__ = ["EstimateCounter", "CachedCounter", "sha256_text", "ESTIMATE_ID"]
 
@@ -61,7 +69,7 @@ class CachedCounter:
     """
 
     inner: TokenCounter
-    store_lookup: "object | None" = None
+    store_lookup: "Store | None" = None
     memory: dict[tuple[str, str], int] = field(default_factory=dict)
     pending: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -83,7 +91,7 @@ class CachedCounter:
         if found is not None:
             return found
         if self.store_lookup is not None:
-            stored = self.store_lookup.cached_token_count(*key)  # type: ignore[attr-defined]
+            stored = self.store_lookup.cached_token_count(*key)
             if stored is not None:
                 self.memory[key] = stored
                 return int(stored)
@@ -97,13 +105,21 @@ class CachedCounter:
         self.pending[key] = counted
         return counted
 
-    def flush(self, db: sqlite3.Connection) -> None:
-        """Write the counts made since the last flush (inside a store transaction)."""
+    def count_prompt(self, messages: Sequence[Message]) -> int | None:
+        """Tokens of the whole prompt as the server will see it, or None when the backend
+        cannot count it (no such counter, or the server did not answer)."""
+        count_prompt = getattr(self.inner, "count_prompt", None)
+        if count_prompt is None:
+            return None
+        try:
+            return int(count_prompt(messages))
+        except NbChatError:
+            return None  # the report falls back to the per-part sum, labelled an estimate
+
+    def flush(self, store: "Store", db: "Transaction") -> None:
+        """Write the counts made since the last flush (inside ``store``'s transaction ``db``)."""
         for (sha, tokenizer), tokens in self.pending.items():
-            db.execute(
-                "INSERT OR IGNORE INTO token_counts (sha256, tokenizer, tokens) VALUES (?, ?, ?)",
-                (sha, tokenizer, tokens),
-            )
+            store.put_token_count(db, sha, tokenizer, tokens)
         self.pending.clear()
 
 

@@ -10,8 +10,8 @@ partial answer, marked) in a second one, whatever stops the stream.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Union
 
 from nbchat.core.attachments import (
@@ -23,7 +23,7 @@ from nbchat.core.attachments import (
 )
 from nbchat.core.budget import fit_budget, truncate_to_tokens
 from nbchat.core.errors import BackendError, BudgetError, NbChatError
-from nbchat.core.events import Backend, Done, StreamError, TextDelta, Usage
+from nbchat.core.events import Backend, Done, PromptProgress, StreamError, TextDelta, Usage
 from nbchat.core.layout import (
     MESSAGE_OVERHEAD_TOKENS,
     HistoryTurn,
@@ -46,6 +46,7 @@ __all__ = [
     "NewSession",
     "TurnResult",
     "prepare_turn",
+    "count_whole_prompt",
     "run_turn",
     "importance",
 ]
@@ -68,7 +69,15 @@ class PartTokens:
 
 @dataclass(frozen=True)
 class TokenReport:
-    """Where the prompt's tokens go, for ``--dry-run`` and the token meter."""
+    """Where the prompt's tokens go, for ``--dry-run`` and the token meter.
+
+    Each part is counted alone (what the budgets use). ``total_tokens`` is exact
+    (``exact``) when the server counted the whole prompt as it will evaluate it, chat
+    template included (:func:`count_whole_prompt`): it then equals the turn's
+    ``prompt_n + cache_n`` on llama-server. Otherwise it is the parts' sum plus an
+    allowance for the template, an estimate. ``parts_exact`` says whether the parts were
+    counted by the model's tokenizer or estimated.
+    """
 
     system_tokens: int
     history_tokens: int
@@ -86,6 +95,7 @@ class TokenReport:
     dropped_turns: int = 0
     compacted: bool = False
     notices: tuple[str, ...] = ()
+    parts_exact: bool = False
 
     @property
     def attachment_tokens(self) -> int:
@@ -99,8 +109,7 @@ class TokenReport:
         return data
 
     def as_text(self) -> str:
-        """A small plain-text table."""
-        counted = "exact" if self.exact else "estimated"
+        """A small plain-text table: the parts, each counted alone, then the total."""
         rows = [("system prompt", "", self.system_tokens, self.system_tokens)]
         rows.append(
             (f"history ({self.history_turns} turns)", "", self.history_tokens, self.history_tokens)
@@ -112,15 +121,22 @@ class TokenReport:
         if self.recall_tokens:
             rows.append(("recalled context", "", self.recall_tokens, self.recall_tokens))
         rows.append(("question", "", self.question_tokens, self.question_tokens))
-        width = max(len(r[0]) for r in rows)
-        lines = [f"{'part':<{width}}  {'kind':<9} {'kept':>8} {'of':>8}"]
+        head = "part (each counted alone" + ("" if self.parts_exact else ", estimated") + ")"
+        width = max(len(head), *(len(r[0]) for r in rows))
+        lines = [f"{head:<{width}}  {'kind':<9} {'kept':>8} {'of':>8}"]
         for label, kind, kept, total in rows:
             mark = "  (cut)" if kept < total else ""
             lines.append(f"{label:<{width}}  {kind:<9} {kept:>8,} {total:>8,}{mark}")
+        if self.exact:
+            figure = f"{self.total_tokens:,}"
+            counted = "exact: the whole prompt as the server templates and tokenizes it"
+        else:
+            figure = f"~{self.total_tokens:,}"
+            counted = "an estimate: the parts plus an allowance for the chat template"
         lines.append(
-            f"total {self.total_tokens:,} of {self.window_tokens:,} tokens "
-            f"({self.max_tokens:,} kept for the answer; attachments "
-            f"{self.attachment_tokens:,} of budget {self.attachment_budget:,}; {counted})"
+            f"total {figure} of {self.window_tokens:,} tokens ({counted}; {self.max_tokens:,} kept "
+            f"for the answer; attachments {self.attachment_tokens:,} of budget "
+            f"{self.attachment_budget:,})"
         )
         lines += [f"note: {notice}" for notice in self.notices]
         return "\n".join(lines)
@@ -138,9 +154,14 @@ class NewSession:
     parent_id: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreparedTurn:
-    """Everything about a turn before it is sent: ``messages`` is exactly what goes out."""
+    """Everything about a turn before it is sent: ``messages`` is exactly what goes out.
+
+    Frozen: a layer that adds to it (the client's recall notices) makes a new one with
+    :meth:`with_notices`. ``notices`` is the one list of notices; the report carries the
+    same ones for ``--dry-run``.
+    """
 
     messages: list[dict[str, str]]
     report: TokenReport
@@ -155,11 +176,21 @@ class PreparedTurn:
     settings: Settings
     resolver: Resolver
     counter: CachedCounter
-    notices: list[str] = field(default_factory=list)
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        return self.report.notices
 
     @property
     def session_id(self) -> str | None:
         return self.session.id if self.session is not None else None
+
+    def with_notices(self, notices: Sequence[str]) -> "PreparedTurn":
+        """This turn with ``notices`` added (itself when there are none)."""
+        if not notices:
+            return self
+        report = replace(self.report, notices=(*self.report.notices, *notices))
+        return replace(self, report=report)
 
 
 @dataclass(frozen=True)
@@ -206,7 +237,7 @@ class TurnResult:
         )
 
 
-TurnEvent = Union[TextDelta, Usage, TurnResult]
+TurnEvent = Union[TextDelta, PromptProgress, Usage, TurnResult]
 
 # Tokens allowed for the separators around each block: a join can merge or split a
 # token at a boundary, which the per-part counts do not see.
@@ -367,11 +398,12 @@ def prepare_turn(
         window_tokens=window_tokens,
         max_tokens=settings.max_tokens,
         attachment_budget=budget,
-        exact=counter.exact,
+        exact=False,  # the parts' sum; count_whole_prompt makes it exact
         tokenizer=counter.tokenizer_id,
         dropped_turns=dropped,
         compacted=compaction is not None,
         notices=tuple(notices),
+        parts_exact=counter.exact,
     )
     return PreparedTurn(
         messages=messages,
@@ -387,8 +419,22 @@ def prepare_turn(
         settings=settings,
         resolver=resolver,
         counter=counter,
-        notices=notices,
     )
+
+
+def count_whole_prompt(prepared: PreparedTurn) -> PreparedTurn:
+    """Make the report's total the server's count of the whole prompt, when it can say.
+
+    The messages go through the server's chat template and tokenizer (two requests on
+    llama-server, cached by the messages' hash), so the total is what the server will
+    evaluate, not the parts' sum. Shown reports (dry runs, the token meter) ask for it;
+    a turn being sent does not pay for it. Without such a server the report keeps its
+    estimated total, labelled so.
+    """
+    total = prepared.counter.count_prompt(prepared.messages)
+    if total is None:
+        return prepared
+    return replace(prepared, report=replace(prepared.report, total_tokens=total, exact=True))
 
 
 def commit_user_turn(store: Store, prepared: PreparedTurn) -> tuple[Session, StoredMessage]:
@@ -407,16 +453,11 @@ def commit_user_turn(store: Store, prepared: PreparedTurn) -> tuple[Session, Sto
                 db=db,
             )
         elif prepared.system_prompt != session.system_prompt:
-            db.execute(
-                "UPDATE sessions SET system_prompt = ? WHERE id = ?",
-                (prepared.system_prompt, session.id),
-            )
+            store.set_system_prompt(db, session.id, prepared.system_prompt)
         if prepared.compaction is not None:
             start_seq, carried = prepared.compaction
-            db.execute(
-                "UPDATE sessions SET history_start_seq = ?, carried_files = ?, "
-                "compactions = compactions + 1 WHERE id = ?",
-                (start_seq, carried, session.id),
+            store.set_history(
+                db, session.id, start_seq=start_seq, carried_files=carried, compacted=True
             )
         message = store.add_message(
             db,
@@ -440,21 +481,27 @@ def commit_user_turn(store: Store, prepared: PreparedTurn) -> tuple[Session, Sto
                 total_tokens=part.total_tokens,
                 kept_tokens=part.kept_tokens,
             )
-        prepared.resolver.flush(db)
-        prepared.counter.flush(db)
+        prepared.resolver.flush(store, db)
+        prepared.counter.flush(store, db)
     refreshed = store.get_session(session.id)
     assert refreshed is not None
-    prepared.session = refreshed  # a turn that created its session now belongs to it
-    prepared.new_session = None
     return refreshed, message
 
 
-def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator[TurnEvent]:
-    """Store the question, stream the answer, store it; yields deltas, usage, then the result.
+def run_turn(
+    store: Store,
+    backend: Backend,
+    prepared: PreparedTurn,
+    *,
+    on_stored: Callable[[TurnResult], None] | None = None,
+) -> Generator[TurnEvent, None, None]:
+    """Store the question, stream the answer, store it; yields deltas, prompt progress,
+    usage, then the result.
 
     Whatever ends the stream — its end, an error, Ctrl-C in the middle of it, or the
     caller closing this iterator — the answer received so far is stored, marked
-    ``partial`` (or ``error`` when nothing arrived), exactly once.
+    ``partial`` (or ``error`` when nothing arrived), exactly once, and ``on_stored``
+    gets its result (the only way to learn it when the iterator was closed).
     """
     started = time.perf_counter()
     session, _ = commit_user_turn(store, prepared)
@@ -489,9 +536,9 @@ def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator
                 timings=dict(usage.timings) if usage else {},
                 model=model,
             )
-            prepared.counter.flush(db)
+            prepared.counter.flush(store, db)
         stored = True
-        return TurnResult(
+        result = TurnResult(
             session_id=session.id,
             message_id=message.id,
             text=text,
@@ -506,6 +553,9 @@ def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator
             elapsed_ms=(time.perf_counter() - started) * 1000,
             model=model,
         )
+        if on_stored is not None:
+            on_stored(result)
+        return result
 
     stream = None
     try:
@@ -522,6 +572,8 @@ def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator
             elif isinstance(event, Usage):
                 usage = event
                 yield event
+            elif isinstance(event, PromptProgress):
+                yield event
             elif isinstance(event, Done):
                 finish = event.finish_reason
             elif isinstance(event, StreamError):
@@ -530,15 +582,20 @@ def run_turn(store: Store, backend: Backend, prepared: PreparedTurn) -> Iterator
         error = StreamError(exc.kind, str(exc), exc.retry_after)
     except BaseException:
         # Ctrl-C, a stop request (GeneratorExit) or a bug: keep what arrived, then go on.
-        if stream is not None:
-            stream.close()
+        _close(stream)
         if not stored:
             store_answer(StreamError("interrupted", "The answer was interrupted."))
         raise
     finally:
-        if stream is not None:
-            stream.close()
+        _close(stream)
     yield store_answer(error)
+
+
+def _close(stream: Iterator[Any] | None) -> None:
+    """Close a backend's stream (a generator, usually), releasing its connection."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
 
 
 def _repeat_note(item: Resolved) -> str:
@@ -643,10 +700,9 @@ def _carry_files(
         seen.add(record.sha256)
         cached = resolver.cached_extract(record.sha256)
         if cached is not None:
-            kind, text, notes = cached
             items.append(
                 Resolved(AttachmentSpec(record.kind, record.name), record.name, record.path,
-                         record.sha256, text, kind, notes)
+                         record.sha256, cached.text, cached.kind, cached.notes, cached.sections)
             )
             continue
         spec = AttachmentSpec(STORED, record.name) if record.kind == STORED else None

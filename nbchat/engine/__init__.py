@@ -1,13 +1,15 @@
 """The local engine: llama.cpp's server on 127.0.0.1, in its own process.
 
-``start_engine()`` runs the bundled gemma-3-270m model (or any GGUF) with the
+``start_engine()`` runs a known model by name (default: SmolLM2-135M-Instruct for chat,
+gemma-3-270m for embeddings; see :data:`~nbchat.engine.model.MODELS`) or any GGUF with the
 ``xllamacpp`` wheel, or with a ``llama-server`` binary found via
 ``NBCHAT_LLAMA_SERVER`` or PATH. A chat engine and an embeddings engine are separate
 servers. Modules:
 
 - :mod:`~nbchat.engine.control`: start, find, check and stop engines (caller's side);
 - :mod:`~nbchat.engine.server`: the child process that runs one server;
-- :mod:`~nbchat.engine.model`: the cache dir and the default model;
+- :mod:`~nbchat.engine.model`: the cache dir and the table of known models;
+- :mod:`~nbchat.engine.download`: fetches a model out of a PyPI wheel;
 - :mod:`~nbchat.engine.gguf`: reads a GGUF header (does the model carry a template?).
 
 Everything here imports only the standard library; the server libraries load in the
@@ -23,7 +25,16 @@ from nbchat.engine.control import (
     start_engine,
     stop_engine,
 )
-from nbchat.engine.model import cache_dir, default_model_path
+from nbchat.engine.model import (
+    DEFAULT_CHAT_MODEL,
+    DEFAULT_EMBEDDING_MODEL,
+    MODELS,
+    KnownModel,
+    cache_dir,
+    default_model_path,
+    embedding_model_path,
+    resolve_model,
+)
 
 __all__ = [
     "EngineError",
@@ -35,4 +46,10 @@ __all__ = [
     "check_template",
     "cache_dir",
     "default_model_path",
+    "embedding_model_path",
+    "resolve_model",
+    "KnownModel",
+    "MODELS",
+    "DEFAULT_CHAT_MODEL",
+    "DEFAULT_EMBEDDING_MODEL",
 ]

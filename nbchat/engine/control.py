@@ -33,7 +33,7 @@ from typing import Any
 
 from nbchat.core.errors import ConfigError, NbChatError
 from nbchat.engine.gguf import GGUFError, read_gguf_metadata
-from nbchat.engine.model import cache_dir, default_model_path
+from nbchat.engine.model import cache_dir, resolve_model
 from nbchat.engine.server import DEFAULT_CTX_TOKENS
 
 __all__ = [
@@ -137,15 +137,16 @@ def start_engine(
 ) -> EngineHandle:
     """Start a local llama.cpp server on 127.0.0.1 and return once it answers.
 
-    ``model`` is a GGUF path (default: the bundled gemma-3-270m, assembled on first
-    use). ``embeddings`` starts the embeddings instance (mean pooling) instead of chat;
-    never both on one server. With ``reuse``, an engine of the same kind, model and
+    ``model`` is a GGUF path or a known model's name (``nbchat engine models``); the
+    default is SmolLM2-135M-Instruct for chat and gemma-3-270m for embeddings, fetched
+    on first use. ``embeddings`` starts the embeddings instance (mean pooling) instead
+    of chat; never both on one server. With ``reuse``, an engine of the same kind, model and
     context that is already running (in this process, or recorded by a detached start)
     is returned instead of starting another. ``quiet=False`` prints progress lines on
     stderr. ``detach`` lets the engine outlive this process (the CLI uses it).
     """
     kind = "embeddings" if embeddings else "chat"
-    model_path = Path(model).expanduser() if model else default_model_path()
+    model_path = resolve_model(model, embeddings=embeddings)
     _check_model(model_path)
     if reuse:
         running = _find_running(kind)
@@ -296,8 +297,9 @@ def _say(text: str) -> None:
 def _check_model(model_path: Path) -> None:
     if not model_path.is_file():
         raise ConfigError(
-            f"Model file not found: {model_path}. Give the path of a GGUF file, or "
-            "leave the model out to use the bundled default."
+            f"Model file not found: {model_path}. Give the path of a GGUF file or the "
+            "name of a known model (`nbchat engine models`), or leave the model out to "
+            "use the default."
         )
     try:
         read_gguf_metadata(model_path, ["general.architecture"])

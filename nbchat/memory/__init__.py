@@ -1,10 +1,12 @@
 """The memory: past messages embedded in the background, searched, and recalled.
 
 - :mod:`~nbchat.memory.embed`: the ``/v1/embeddings`` client and the background worker;
-- :mod:`~nbchat.memory.search`: hybrid search (FTS5 BM25 + cosine, fused by rank);
 - :mod:`~nbchat.memory.floors`: each embedding model's cosine floor for recall;
 - :mod:`~nbchat.memory.planner`: decides before a turn whether to recall, builds the block;
-- :mod:`~nbchat.memory.service`: one :class:`Memory` per client, tying them together.
+- :mod:`~nbchat.memory.service`: one :class:`Memory` per client (``client.memory``).
+
+The search itself is a store method (:meth:`nbchat.core.store.Store.search`); this
+package imports only :mod:`nbchat.core`, and the client runs its decisions.
 
 Names are loaded on first use, so importing this package costs nothing.
 """
@@ -15,9 +17,6 @@ from typing import Any
 
 __all__ = [
     "Memory",
-    "memory_for",
-    "remember_turn",
-    "close_memory",
     "Hit",
     "SearchFilter",
     "EmbeddingClient",
@@ -27,11 +26,8 @@ __all__ = [
 
 _HOMES = {
     "Memory": "service",
-    "memory_for": "service",
-    "remember_turn": "service",
-    "close_memory": "service",
-    "Hit": "search",
-    "SearchFilter": "search",
+    "Hit": "store",
+    "SearchFilter": "store",
     "EmbeddingClient": "embed",
     "EmbeddingError": "embed",
     "Embedder": "embed",
@@ -44,4 +40,5 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'nbchat.memory' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(f"nbchat.memory.{home}"), name)
+    package = "nbchat.core" if home == "store" else "nbchat.memory"
+    return getattr(importlib.import_module(f"{package}.{home}"), name)

@@ -3,8 +3,8 @@
 After each stored turn the worker is woken; it embeds every message that has no vector
 for the current embedding model yet (so turns stored while the server was down catch up
 on the next wake) and writes the vectors as float32 blobs. It runs on its own thread
-with its own SQLite connection, so it never blocks a cell and never shares the cell's
-connection. Long messages are cut into chunks that fit the server's batch (llama-server
+with its own connection to the store (:meth:`~nbchat.core.store.Store.reopen`), so it
+never blocks a cell and never shares the cell's connection. Long messages are cut into chunks that fit the server's batch (llama-server
 refuses an input longer than its ``n_ubatch``, 512 tokens by default); one vector is
 stored per chunk.
 
@@ -22,19 +22,15 @@ thread, and between batches it waits while a turn is being answered (see
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nbchat.core.errors import NbChatError, redact
+from nbchat.core.store import MessageText, MessageVector, Store
 from nbchat.core.tokens import EstimateCounter
-
-if TYPE_CHECKING:
-    from nbchat.core.store import Store
 
 __all__ = [
     "EmbeddingError",
@@ -42,8 +38,6 @@ __all__ = [
     "Embedder",
     "EmbedderStatus",
     "chunk_text",
-    "vector_to_blob",
-    "blob_to_vector",
     "CHUNK_TOKENS",
 ]
 
@@ -113,18 +107,6 @@ def _pack(parts: Sequence[str], max_tokens: int, counter: EstimateCounter) -> li
     if current:
         chunks.append(current)
     return chunks
-
-
-def vector_to_blob(vector: Any) -> bytes:
-    import numpy as np
-
-    return np.asarray(vector, dtype="<f4").tobytes()
-
-
-def blob_to_vector(blob: bytes) -> Any:
-    import numpy as np
-
-    return np.frombuffer(blob, dtype="<f4")
 
 
 class EmbeddingClient:
@@ -210,7 +192,7 @@ class EmbeddingClient:
                 f"The embeddings server at {self.url} sent no vectors: start it with "
                 "--embeddings (and a pooling type)."
             )
-        return vectors  # type: ignore[return-value]
+        return vectors
 
     def _request(
         self, method: str, path: str, payload: Any = None, timeout_s: float | None = None
@@ -340,18 +322,18 @@ class Embedder:
     :meth:`notify` wakes a daemon thread (started on demand, gone after ``idle_exit_s``
     without work) that embeds every message lacking a vector for the current model.
     :meth:`catch_up` does the same work in the caller's thread. Both use their own
-    connection to ``db_path``.
+    connection to ``store``'s data (:meth:`~nbchat.core.store.Store.reopen`).
     """
 
     def __init__(
         self,
-        db_path: str | Path,
+        store: Store,
         client: EmbeddingClient,
         *,
         idle_exit_s: float = 30.0,
         chunk_tokens: int = CHUNK_TOKENS,
     ) -> None:
-        self.db_path = Path(db_path)
+        self.store = store
         self.client = client
         self.idle_exit_s = idle_exit_s
         self.chunk_tokens = chunk_tokens
@@ -391,9 +373,9 @@ class Embedder:
 
         Raises :class:`EmbeddingError` when the server cannot be used.
         """
-        store = _connect(self.db_path)
+        store = self.store.reopen()
         try:
-            return self._embed_missing(store.connection, max_messages)
+            return self._embed_missing(store, max_messages)
         finally:
             store.close()
 
@@ -462,11 +444,12 @@ class Embedder:
                     self._working = True
                 try:
                     if store is None:
-                        store = _connect(self.db_path)
-                    self._embed_missing(store.connection, None, give_way=True)
+                        store = self.store.reopen()
+                    self._embed_missing(store, None, give_way=True)
                 except EmbeddingError:
                     pass  # recorded in _last_error; the next wake tries again
-                except (sqlite3.Error, NbChatError) as exc:
+                except Exception as exc:  # noqa: BLE001 - the store's errors, whatever its driver
+                    # shown by ``%chat status``; the next wake tries again
                     with self._state_lock:
                         self._last_error = f"the database could not be read ({exc})"
                 finally:
@@ -480,13 +463,13 @@ class Embedder:
             self._idle.set()
 
     def _embed_missing(
-        self, connection: sqlite3.Connection, max_messages: int | None, *, give_way: bool = False
+        self, store: Store, max_messages: int | None, *, give_way: bool = False
     ) -> int:
         with self._work_lock:
             try:
                 model = self.client.reload_model_name()
                 with self._state_lock:
-                    self._backlog = _count_missing(connection, model)
+                    self._backlog = store.count_unembedded(model)
                 done = 0
                 while max_messages is None or done < max_messages:
                     if give_way:
@@ -497,10 +480,10 @@ class Embedder:
                     room = MISSING_BATCH_MESSAGES
                     if max_messages is not None:
                         room = min(room, max_messages - done)
-                    batch = _missing_messages(connection, model, room, self._failed)
+                    batch = store.unembedded(model, room, frozenset(self._failed))
                     if not batch:
                         break
-                    done += self._embed_batch(connection, model, batch)
+                    done += self._embed_batch(store, model, batch)
                     with self._state_lock:
                         self._backlog = max(0, self._backlog - len(batch))
             except EmbeddingError as exc:
@@ -511,17 +494,15 @@ class Embedder:
                 self._last_error = None
             return done
 
-    def _embed_batch(
-        self, connection: sqlite3.Connection, model: str, batch: Sequence[tuple[int, str]]
-    ) -> int:
+    def _embed_batch(self, store: Store, model: str, batch: Sequence[MessageText]) -> int:
         """Embed some messages' chunks, several messages per request; store them at once."""
         pieces = [
-            (message_id, chunk)
-            for message_id, content in batch
-            for chunk in chunk_text(content, self.chunk_tokens)
+            (message.message_id, chunk)
+            for message in batch
+            for chunk in chunk_text(message.content, self.chunk_tokens)
         ]
-        vectors: dict[int, list[Any]] = {message_id: [] for message_id, _ in batch}
-        refused = {message_id for message_id, content in batch if not content.strip()}
+        vectors: dict[int, list[Any]] = {message.message_id: [] for message in batch}
+        refused = {message.message_id for message in batch if not message.content.strip()}
         for start in range(0, len(pieces), BATCH_INPUTS):
             group = pieces[start : start + BATCH_INPUTS]
             found = embed_texts(self.client, [t for _, t in group], BATCH_TIMEOUT_S)
@@ -531,55 +512,15 @@ class Embedder:
                 else:
                     vectors[message_id].extend(got)
         self._failed |= refused
-        now = time.time()
         rows = [
-            (message_id, model, index, len(vector), vector_to_blob(vector), now, message_id)
+            MessageVector(message_id, model, index, vector)
             for message_id, found in vectors.items()
             if message_id not in refused
             for index, vector in enumerate(found)
         ]
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            connection.executemany(
-                "INSERT OR IGNORE INTO embeddings (message_id, model, chunk, dim, vector, created) "
-                "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?)",
-                rows,
-            )
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        stored = len({row[0] for row in rows})
+        with store.transaction() as db:
+            stored = store.add_vectors(db, rows)
         with self._state_lock:
             self._embedded += stored
         return stored
 
-
-def _missing_messages(
-    connection: sqlite3.Connection, model: str, limit: int, skip: set[int]
-) -> list[tuple[int, str]]:
-    """Newest messages with text and no vector for ``model`` (newest matter most)."""
-    rows = connection.execute(
-        "SELECT m.id, m.content FROM messages m WHERE m.content != '' AND NOT EXISTS "
-        "(SELECT 1 FROM embeddings e WHERE e.message_id = m.id AND e.model = ?) "
-        "ORDER BY m.id DESC LIMIT ?",
-        (model, limit + len(skip)),
-    ).fetchall()
-    return [(int(r[0]), str(r[1])) for r in rows if int(r[0]) not in skip][:limit]
-
-
-def _count_missing(connection: sqlite3.Connection, model: str) -> int:
-    """How many messages with text have no vector for ``model``."""
-    row = connection.execute(
-        "SELECT COUNT(*) FROM messages m WHERE m.content != '' AND NOT EXISTS "
-        "(SELECT 1 FROM embeddings e WHERE e.message_id = m.id AND e.model = ?)",
-        (model,),
-    ).fetchone()
-    return int(row[0])
-
-
-def _connect(path: Path) -> "Store":
-    """A private connection (WAL, busy timeout, explicit transactions), migrated."""
-    from nbchat.core.store import Store
-
-    return Store(path)

@@ -1,6 +1,8 @@
 """The retrieval planner: before a turn, decide whether to search past messages.
 
-It searches when
+The client (:class:`nbchat.client.ChatClient`) runs these decisions: it asks
+:func:`decide_recall`, searches with :func:`plan_recall`, and rebuilds the turn with the
+block. It searches when
 
 - the conversation's history was compacted, so turns were dropped from the prompt
   (only this session's dropped messages, and only hits that share words with the
@@ -23,21 +25,17 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from nbchat.core.budget import truncate_to_tokens
-from nbchat.core.errors import BudgetError, NbChatError
+from nbchat.core.errors import NbChatError
 from nbchat.core.events import TokenCounter
-from nbchat.memory.search import STOPWORDS, Hit, SearchFilter, query_terms
-
-if TYPE_CHECKING:
-    from nbchat.api import ChatClient
-    from nbchat.core.settings import Settings
-    from nbchat.core.store import Session
-    from nbchat.core.turn import PreparedTurn
-    from nbchat.memory.service import Memory
+from nbchat.core.ranking import STOPWORDS, query_terms
+from nbchat.core.settings import Settings
+from nbchat.core.store import Hit, SearchFilter, Session, Store
+from nbchat.core.turn import PreparedTurn
+from nbchat.memory.service import Memory
 
 __all__ = [
     "TimeRange",
@@ -49,7 +47,10 @@ __all__ = [
     "render_hit",
     "build_block",
     "plan_recall",
-    "prepare_with_recall",
+    "in_prompt_before",
+    "plan_after_compaction",
+    "recall_notice",
+    "failure_notice",
 ]
 
 MAX_HITS = 8
@@ -277,7 +278,7 @@ def build_block(
 
 
 def plan_recall(
-    memory: "Memory",
+    memory: Memory,
     prompt: str,
     *,
     decision: RecallDecision | None,
@@ -376,102 +377,37 @@ def _why(plan: RecallPlan) -> str:
     return f"because the question refers to earlier talk{when}"
 
 
-def prepare_with_recall(
-    client: "ChatClient",
-    turn: Callable[[str], "PreparedTurn"],
-    prompt: str,
-    *,
-    session: "Session | None",
-    counter: TokenCounter,
-    settings: "Settings",
-    forced: bool = False,
-    no_history: bool = False,
-) -> "PreparedTurn":
-    """``turn(recalled)`` with the block the planner chose, or ``turn("")``.
-
-    ``turn`` builds the prepared turn for a given recalled block; its own errors (a bad
-    attachment, a question too long) propagate as they would without memory. A failure
-    of the memory itself costs only the recalled block, and says so in a notice.
-    """
-    from nbchat.memory.service import memory_for
-
-    notices: list[str] = []
-    plan: RecallPlan | None = None
-    memory: Memory | None = None
-    session_id = session.id if session is not None else None
-    try:
-        memory = memory_for(client)
-        decision = decide_recall(
-            prompt,
-            session_id=session_id,
-            forced=forced,
-            compacted=bool(session is not None and session.history_start_seq > 0 and not no_history),
-        )
-        if decision is not None or memory.attached_ids:
-            ids, text = _in_prompt_before(memory, session, no_history)
-            plan = plan_recall(
-                memory, prompt, decision=decision, in_prompt_ids=ids, in_prompt_text=text,
-                counter=counter, budget_tokens=settings.recall_budget,
-                attached_ids=list(memory.attached_ids),
-            )
-    except Exception as exc:  # noqa: BLE001 - memory must never cost the user the turn
-        notices.append(_failure_notice(exc))
-        plan = None
-
-    prepared: PreparedTurn | None = None
+def recall_notice(plan: RecallPlan | None, recall_tokens: int) -> str:
+    """The notice a turn shows about its recalled block ("" for none)."""
     if plan is not None and plan.text:
-        try:
-            prepared = turn(plan.text)
-        except BudgetError:
-            notices.append(
-                "The recalled earlier conversation did not fit the context window, so it was "
-                "left out."
-            )
-            plan = None
-    if prepared is None:
-        prepared = turn("")
-
-    dropped_now = prepared.report.dropped_turns > 0 and session is not None
-    if dropped_now and memory is not None and not notices and (plan is None or not plan.text):
-        try:
-            plan = _plan_after_compaction(memory, prompt, prepared, counter, settings)
-            if plan.text:
-                try:
-                    prepared = turn(plan.text)
-                except BudgetError:
-                    plan = None
-        except Exception as exc:  # noqa: BLE001 - as above
-            notices.append(_failure_notice(exc))
-            plan = None
-
-    if plan is not None and plan.text:
-        notices.append(
+        return (
             f"Recalled {len(plan.hits)} earlier message(s) "
-            f"({prepared.report.recall_tokens:,} tokens) {_why(plan)}."
+            f"({recall_tokens:,} tokens) {_why(plan)}."
         )
-    elif plan is not None and plan.decision is not None and plan.decision.reason == "asked":
-        notices.append("--recall found no earlier messages to add.")
-    return _with_notices(prepared, notices)
+    if plan is not None and plan.decision is not None and plan.decision.reason == "asked":
+        return "--recall found no earlier messages to add."
+    return ""
 
 
-def _in_prompt_before(
-    memory: "Memory", session: "Session | None", no_history: bool
+def in_prompt_before(
+    store: Store, session: Session | None, no_history: bool
 ) -> tuple[frozenset[int], str]:
     """The ids and text of what the prompt will replay from this session."""
     if session is None or no_history:
         return frozenset(), ""
-    kept = memory.store.messages(session.id, from_seq=session.history_start_seq)
+    kept = store.messages(session.id, from_seq=session.history_start_seq)
     text = "\n".join([session.carried_files, *(m.rendered for m in kept)])
     return frozenset(m.id for m in kept), text
 
 
-def _plan_after_compaction(
-    memory: "Memory",
+def plan_after_compaction(
+    memory: Memory,
     prompt: str,
-    prepared: "PreparedTurn",
+    prepared: PreparedTurn,
     counter: TokenCounter,
-    settings: "Settings",
+    settings: Settings,
 ) -> RecallPlan:
+    """This turn's compaction dropped turns: search them for what the question needs."""
     session = prepared.session
     assert session is not None
     start_seq = prepared.compaction[0] if prepared.compaction else session.history_start_seq
@@ -484,15 +420,8 @@ def _plan_after_compaction(
     )
 
 
-def _failure_notice(exc: Exception) -> str:
+def failure_notice(exc: Exception) -> str:
+    """The notice of a recall that failed (the turn goes on without it)."""
     _log.debug("recall failed", exc_info=exc)
     reason = str(exc) if isinstance(exc, NbChatError) else "the search of past messages failed"
     return f"Recall was skipped ({reason}); this turn has the plain conversation."
-
-
-def _with_notices(prepared: "PreparedTurn", notices: list[str]) -> "PreparedTurn":
-    if not notices:
-        return prepared
-    prepared.notices.extend(notices)
-    prepared.report = replace(prepared.report, notices=(*prepared.report.notices, *notices))
-    return prepared

@@ -1,39 +1,35 @@
 """The memory of one client: search, background embeddings, hits attached for next turn.
 
-One :class:`Memory` per :class:`~nbchat.api.ChatClient` (see :func:`memory_for`), so the
-vector matrix is loaded once per kernel and the embedding worker is shared by the magics
-and the widget. Searching runs on the caller's thread with the client's own connection
-(under its lock); embedding runs on the worker's thread with its own connection.
+One :class:`Memory` per :class:`~nbchat.client.ChatClient` (its ``memory`` property), so
+the vectors are loaded once per kernel and the embedding worker is shared by the magics
+and the widget. Searching runs on the caller's thread through the client's store (which
+keeps the vectors); embedding runs on the worker's thread with its own connection.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import weakref
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from nbchat.core.store import Hit, SearchFilter, Store
 from nbchat.memory.embed import Embedder, EmbeddingClient, EmbeddingError
 from nbchat.memory.floors import UNCALIBRATED, cosine_floor
-from nbchat.memory.search import (
-    Hit,
-    SearchFilter,
-    VectorIndex,
-    browse_messages,
-    hits_by_id,
-    search_messages,
-)
 
-if TYPE_CHECKING:
-    from nbchat.api import ChatClient
-    from nbchat.core.store import Store
-    from nbchat.core.turn import TurnResult
-
-__all__ = ["Memory", "memory_for", "remember_turn", "hold_embeddings", "close_memory"]
+__all__ = ["Memory", "VectorIndexInfo"]
 
 QUERY_TIMEOUT_S = 15.0
 RETRY_AFTER_S = 30.0
+
+
+@dataclass(frozen=True)
+class VectorIndexInfo:
+    """The vectors a search uses: the embedding model's name and how many it has."""
+
+    model: str
+    count: int
 
 
 class Memory:
@@ -45,18 +41,18 @@ class Memory:
     """
 
     def __init__(
-        self, store: "Store", embedding_url: str | None, *, idle_exit_s: float = 30.0
+        self, store: Store, embedding_url: str | None, *, idle_exit_s: float = 30.0
     ) -> None:
         self.store = store
         self.embedding_url = embedding_url or None
         self.client = EmbeddingClient(embedding_url) if embedding_url else None
         self.embedder = (
-            Embedder(store.path, self.client, idle_exit_s=idle_exit_s) if self.client else None
+            Embedder(store, self.client, idle_exit_s=idle_exit_s) if self.client else None
         )
         self.attached_ids: list[int] = []
         self.last_listing: list[int] = []  # message ids of the last `%chat recall`, in order
         self.last_search_used_vectors = False
-        self._indexes: dict[str, VectorIndex] = {}
+        self._searched_models: set[str] = set()
         self._query_down_until = 0.0
         self._query_error: str | None = None
         self._lock = threading.Lock()
@@ -76,26 +72,22 @@ class Memory:
         ``vector_query`` is the text embedded for the vector side (default ``query``).
         """
         vector = self.query_vector(vector_query if vector_query is not None else query)
-        index = self.vector_index() if vector is not None else None
-        self.last_search_used_vectors = index is not None
-        return search_messages(
-            self.store.connection,
+        model = self._vector_model() if vector is not None else None
+        self.last_search_used_vectors = model is not None
+        return self.store.search(
             query,
             limit=limit,
             search_filter=search_filter,
-            index=index,
-            query_vector=vector,
-            lock=self.store.lock,
-            cosine_floor=cosine_floor(index.model) if index is not None else None,
+            query_vector=vector if model is not None else None,
+            vector_model=model,
+            cosine_floor=cosine_floor(model) if model is not None else None,
         )
 
     def browse(self, search_filter: SearchFilter, *, limit: int = 10) -> list[Hit]:
-        return browse_messages(
-            self.store.connection, search_filter, limit=limit, lock=self.store.lock
-        )
+        return self.store.browse(search_filter, limit=limit)
 
     def hits(self, message_ids: Sequence[int]) -> list[Hit]:
-        return hits_by_id(self.store.connection, message_ids, self.store.lock)
+        return self.store.hits(message_ids)
 
     def query_vector(self, text: str) -> Any:
         """The query's vector, or None when embeddings are off or the server is down.
@@ -116,8 +108,15 @@ class Memory:
         self._query_error = None
         return vector
 
-    def vector_index(self) -> VectorIndex | None:
-        """The loaded vectors of the current model (None when the model is unknown)."""
+    def vector_index(self) -> VectorIndexInfo | None:
+        """The vectors of the current model (None when the model is unknown)."""
+        model = self._vector_model()
+        if model is None:
+            return None
+        return VectorIndexInfo(model, self.store.count_vectors(model))
+
+    def _vector_model(self) -> str | None:
+        """The embedding model searches use, None when it cannot be learnt."""
         if self.client is None:
             return None
         try:
@@ -125,21 +124,17 @@ class Memory:
         except EmbeddingError:
             return None
         with self._lock:
-            index = self._indexes.get(model)
-            if index is None:
-                index = self._indexes[model] = VectorIndex(model)
-                first_use = True
-            else:
-                first_use = False
+            first_use = model not in self._searched_models
+            self._searched_models.add(model)
         if first_use and self.embedder is not None:
             # A model this memory has not searched with yet (a new kernel, or the model
             # was changed): messages without its vectors are embedded in the background.
             self.embedder.notify()
-        return index
+        return model
 
     # -- embedding ----------------------------------------------------------------------
 
-    def after_turn(self, result: "TurnResult") -> None:
+    def after_turn(self) -> None:
         """A turn was stored: clear attached hits, wake the embedding worker."""
         self.attached_ids.clear()
         if self.embedder is not None:
@@ -191,51 +186,3 @@ class Memory:
         elif self.client is not None:
             self.client.close()
 
-
-_MEMORIES: "weakref.WeakKeyDictionary[ChatClient, Memory]" = weakref.WeakKeyDictionary()
-_MEMORIES_LOCK = threading.Lock()
-
-
-def memory_for(client: "ChatClient", embedding_url: str | None = None) -> Memory:
-    """The client's memory, rebuilt when its database or embeddings URL changes."""
-    store = client.store
-    url = embedding_url if embedding_url is not None else client.settings.embedding_url
-    with _MEMORIES_LOCK:
-        memory = _MEMORIES.get(client)
-        if memory is not None and memory.store is store and memory.embedding_url == (url or None):
-            return memory
-        if memory is not None:
-            memory.close()
-        memory = _MEMORIES[client] = Memory(store, url)
-        return memory
-
-
-def close_memory(client: "ChatClient") -> None:
-    """Stop the client's embedding worker (for ``ChatClient.close``)."""
-    with _MEMORIES_LOCK:
-        memory = _MEMORIES.pop(client, None)
-    if memory is not None:
-        memory.close()
-
-
-def hold_embeddings(client: "ChatClient") -> Callable[[], None]:
-    """Pause the background embedding while a turn is answered; returns the resume.
-
-    Never raises: the memory must not cost the turn.
-    """
-    try:
-        memory = memory_for(client)
-        memory.hold_embeddings()
-    except Exception:  # noqa: BLE001 - best effort, as remember_turn
-        return lambda: None
-    return memory.release_embeddings
-
-
-def remember_turn(client: "ChatClient", store: "Store", result: "TurnResult") -> None:
-    """The ``on_turn_stored`` hook: never raises, never blocks the cell."""
-    try:
-        memory_for(client).after_turn(result)
-    except Exception:  # noqa: BLE001 - memory is best effort; the turn is already stored
-        import logging
-
-        logging.getLogger("nbchat.memory").debug("memory hook failed", exc_info=True)

@@ -85,9 +85,10 @@ LINE_HELP = """\
   unstore NAME                  remove a file from the file store
   forget FILE                   stop re-including a file in this session
   fork [TURN]                   a new session with this one's history up to TURN
-  engine start [--model GGUF] [--embeddings] [--ctx N]
+  engine start [--model NAME|GGUF] [--embeddings] [--ctx N]
                                 start the local llama-server and use it
   engine stop | engine status   stop the local engine / show it
+  engine models                 the models known by name (size, licence, cached)
   widget                        the chat panel
   recall QUERY [-n N] [--all]   search past messages; `recall --attach HIT` adds
                                 a hit to the next turn
@@ -219,7 +220,10 @@ class ChatMagics(Magics):
         percent sign) manages sessions, files and the server.
         """
         args = self.chat_cell.parser.parse_args(split_line(line))
-        return run_cell_turn(self.shell, args, cell)
+        # IPython ends every cell with a newline the user did not type; a small model
+        # answers "…France?\n" differently from "…France?" (measured with SmolLM2).
+        typed = cell[:-1] if cell.endswith("\n") else cell
+        return run_cell_turn(self.shell, args, typed)
 
     @line_magic("chat")
     def chat_line(self, line: str) -> Any:
@@ -485,9 +489,15 @@ class ChatMagics(Magics):
         elif action == "status":
             _no_arguments("engine status", argv[1:])
             _engine_status()
+        elif action == "models":
+            from nbchat.engine.model import format_models
+
+            _no_arguments("engine models", argv[1:])
+            print(format_models())
         else:
             raise UsageError(
-                "Usage: %chat engine start [--model GGUF] [--embeddings] [--ctx N] | stop | status"
+                "Usage: %chat engine start [--model NAME|GGUF] [--embeddings] [--ctx N] "
+                "| stop | status | models"
             )
 
     def _engine_start(self, argv: list[str]) -> None:
@@ -495,7 +505,7 @@ class ChatMagics(Magics):
         from nbchat.notebook.extension import config_for
 
         parser = _parser("%chat engine start")
-        parser.add_argument("--model", metavar="GGUF")
+        parser.add_argument("--model", metavar="NAME|GGUF")
         parser.add_argument("--embeddings", action="store_true")
         parser.add_argument("--ctx", type=int, metavar="N")
         args = parser.parse_args(argv)
@@ -600,6 +610,7 @@ def run_cell_turn(shell: Any, args: "argparse.Namespace", prompt: str) -> "DryRu
             no_history=args.no_history,
             settings=settings,
             recall=args.recall,
+            count_prompt=args.dry_run,
         )
         attached_now = {spec.name for spec in specs if spec.label == DATAFRAME_LABEL}
         notices = _changed_dataframe_notices(
@@ -610,8 +621,7 @@ def run_cell_turn(shell: Any, args: "argparse.Namespace", prompt: str) -> "DryRu
 
             prepared.resolver.remember()
             return DryRunView(prepared, notices)
-        prepared.notices.extend(notices)
-        _send(shell, client, prepared, settings)
+        _send(shell, client, prepared.with_notices(notices), settings)
     return None
 
 
@@ -762,7 +772,7 @@ def _changed_dataframe_notices(
 
 def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: "Settings") -> None:
     """Stream the turn into the cell's output; keep and show a partial answer on Ctrl-C."""
-    from nbchat.core.events import TextDelta
+    from nbchat.core.events import PromptProgress, TextDelta
     from nbchat.core.turn import TurnResult
     from nbchat.notebook.extension import remember_result
     from nbchat.notebook.footer import footer_text
@@ -783,6 +793,8 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
         for event in events:
             if isinstance(event, TextDelta):
                 view.add(event.text)
+            elif isinstance(event, PromptProgress) and event.worth_showing:
+                view.progress(event.describe())
             elif isinstance(event, TurnResult):
                 result = event
     except KeyboardInterrupt:
@@ -814,20 +826,12 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
 def _interrupted_result(
     client: "ChatClient", prepared: "PreparedTurn", started_s: float
 ) -> "TurnResult | None":
-    """The partial answer the core stored when the stream was interrupted, if any."""
+    """The partial answer the client kept when the stream was interrupted, if any."""
     from dataclasses import replace
 
-    from nbchat.core.turn import TurnResult
-
-    if prepared.session_id is None:
+    result = client.last_result
+    if result is None:
         return None  # interrupted before the question was stored
-    message = client.store.last_message(prepared.session_id)
-    if message is None or message.role != "assistant" or message.created < started_s:
-        return None
-    client.session_id = prepared.session_id
-    result = TurnResult.from_stored(
-        message, prepared.report, prepared.notices, (time.time() - started_s) * 1000
-    )
     return replace(result, error_kind=result.error_kind or "interrupted")
 
 

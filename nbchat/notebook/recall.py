@@ -24,7 +24,7 @@ from nbchat.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from nbchat.api import ChatClient
-    from nbchat.memory.search import Hit
+    from nbchat.core.store import Hit
 
 __all__ = ["recall_command", "attach_message", "RecallView", "USAGE"]
 
@@ -77,10 +77,9 @@ def recall_command(client: "ChatClient", argv: str) -> RecallView:
 
     Raises :class:`~nbchat.core.errors.ConfigError` for a bad command line.
     """
-    from nbchat.memory.service import memory_for
 
     args = _parser().parse_args(shlex.split(argv))
-    memory = memory_for(client)
+    memory = client.memory
     if args.clear:
         count = len(memory.attached_ids)
         memory.attached_ids.clear()
@@ -106,14 +105,13 @@ def recall_command(client: "ChatClient", argv: str) -> RecallView:
 
 
 def attach_message(client: "ChatClient", message_id: int) -> RecallView:
-    """Add the stored message ``message_id`` to the next turn (for ``--recall-id``)."""
+    """Add the stored message ``message_id`` to the next turn (``--attach-id`` for one id)."""
     return _attach(client, [message_id])
 
 
 def _attach(client: "ChatClient", ids: list[int]) -> RecallView:
-    from nbchat.memory.service import memory_for
 
-    memory = memory_for(client)
+    memory = client.memory
     hits = memory.hits(ids)
     missing = sorted(set(ids) - {hit.message_id for hit in hits})
     if missing:
@@ -136,10 +134,10 @@ def _search(
     client: "ChatClient", query: str, limit: int, everywhere: bool, here: bool
 ) -> RecallView:
     from nbchat.memory.planner import find_time_range
-    from nbchat.memory.search import RRF_K, SearchFilter, query_terms
-    from nbchat.memory.service import memory_for
+    from nbchat.core.ranking import RRF_K, query_terms
+    from nbchat.core.store import SearchFilter
 
-    memory = memory_for(client)
+    memory = client.memory
     time_range = find_time_range(query)
     if time_range is not None:
         query = " ".join(query.lower().replace(time_range.label, " ").split())

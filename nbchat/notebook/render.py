@@ -9,6 +9,9 @@ Three ways to show a stream, picked from the shell's display publisher:
   display once the answer is complete;
 - ``print`` (terminal IPython): the text is printed as it arrives.
 
+While a long prompt is read, ``live`` and ``print`` show "reading the prompt: N / M
+tokens" in the answer's place; the first piece of text replaces it.
+
 The footer is a second, small output under the answer. Nothing here decides anything
 about the turn; :mod:`nbchat.notebook.magics` drives it.
 """
@@ -34,6 +37,7 @@ __all__ = [
     "AnswerView",
     "DryRunView",
     "answer_bundle",
+    "progress_bundle",
     "footer_bundle",
     "error_bundle",
     "close_open_fence",
@@ -96,6 +100,11 @@ def answer_bundle(text: str, *, streaming: bool = False) -> dict[str, str]:
     return {"text/markdown": escape_raw_html(text), "text/plain": text}
 
 
+def progress_bundle(line: str) -> dict[str, str]:
+    """How far the model has read the prompt, in the answer's place until it answers."""
+    return {"text/markdown": f"_{html.escape(line)}…_", "text/plain": f"{line}…"}
+
+
 def footer_bundle(line: str, problem: str | None = None) -> dict[str, str]:
     """The small grey footer line, with a problem box above it when the answer fell short."""
     parts = []
@@ -152,6 +161,7 @@ class AnswerView:
         self._length = 0
         self._drawn_length = 0
         self._printed_any = False
+        self._progress_shown = ""
 
     @property
     def text(self) -> str:
@@ -164,6 +174,20 @@ class AnswerView:
             _publish(self.shell, dict(PLACEHOLDER), self.display_id)
             self._last_draw = self._clock()
 
+    def progress(self, line: str) -> None:
+        """Show how far a long prompt has been read (until the first piece of text)."""
+        if self._parts or not line:
+            return
+        if self.mode == LIVE and self.display_id is not None:
+            _publish(self.shell, progress_bundle(line), self.display_id, update=True)
+            self.updates += 1
+        elif self.mode == PRINT:
+            sys.stdout.write(f"\r{line}…")
+            sys.stdout.flush()
+        else:
+            return
+        self._progress_shown = line
+
     def add(self, text: str) -> None:
         """One more piece of the answer."""
         if not text:
@@ -171,14 +195,20 @@ class AnswerView:
         self._parts.append(text)
         self._length += len(text)
         if self.mode == PRINT:
+            if self._progress_shown:
+                sys.stdout.write("\r" + " " * (len(self._progress_shown) + 1) + "\r")
+                self._progress_shown = ""
             sys.stdout.write(text)
             sys.stdout.flush()
             self._printed_any = True
-        elif (
-            self.mode == LIVE
-            and self._clock() - self._last_draw >= self.interval_s
-            and self._length >= self._drawn_length * (1 + REDRAW_GROWTH)
+        elif self.mode == LIVE and (
+            self._progress_shown  # the first text replaces the progress line at once
+            or (
+                self._clock() - self._last_draw >= self.interval_s
+                and self._length >= self._drawn_length * (1 + REDRAW_GROWTH)
+            )
         ):
+            self._progress_shown = ""
             self._draw(streaming=True)
 
     def finish(self) -> None:

@@ -37,7 +37,7 @@ from nbchat.api import ChatClient
 from nbchat.core.attachments import AttachmentSpec, store_file, stored_spec, text_spec
 from nbchat.core.dataframe import fingerprint, is_dataframe, summarize_dataframe
 from nbchat.core.errors import NbChatError
-from nbchat.core.events import TextDelta
+from nbchat.core.events import PromptProgress, TextDelta
 from nbchat.core.settings import Settings
 from nbchat.core.store import Session, StoredMessage
 from nbchat.core.turn import PreparedTurn, TokenReport, TurnResult
@@ -165,6 +165,9 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
     )
     meter = traitlets.Dict(help="Token report of the current draft (the dry run's).").tag(sync=True)
     model_label = traitlets.Unicode("").tag(sync=True)
+    progress = traitlets.Unicode(
+        "", help="How far a long prompt has been read; '' once the answer starts."
+    ).tag(sync=True)
     max_upload_bytes = traitlets.Int(0).tag(sync=True)
     last_error = traitlets.Dict(
         help="The kernel's last error, {cell, summary}, for 'Explain last error'; {} if none."
@@ -393,6 +396,8 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
             for event in events:
                 self._committed = True  # the core stores the question before any event
                 if isinstance(event, TextDelta):
+                    if self.progress:
+                        self._update(progress="")  # the answer starts: the browser hides it too
                     waiting.append(event.text)
                     waiting_bytes += len(event.text.encode("utf-8"))
                     since = time.monotonic() - flushed_at
@@ -403,6 +408,9 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
                         waiting.clear()
                         waiting_bytes = 0
                         flushed_at = time.monotonic()
+                elif isinstance(event, PromptProgress):
+                    if event.worth_showing and not self._streamed and not waiting:
+                        self._update(progress=event.describe())
                 elif isinstance(event, TurnResult):
                     result = event
                 if stop.is_set() and result is None:
@@ -419,7 +427,7 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
         new message list is the old one plus this turn, only a small ``done`` message goes
         out and the browser appends the turn itself; the traits change here without being
         sent again (a view opened later still reads them, complete)."""
-        idle = {"pending": {}, "phase": "", "streaming": False}
+        idle = {"pending": {}, "phase": "", "streaming": False, "progress": ""}
         if not committed:
             self._update(**idle)
             return
@@ -612,7 +620,9 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
 
     def _count_draft(self, draft: str, specs: list[AttachmentSpec], new: bool) -> None:
         try:
-            prepared = self.client.prepare(draft if draft.strip() else EMPTY_DRAFT, specs, new=new)
+            prepared = self.client.prepare(
+                draft if draft.strip() else EMPTY_DRAFT, specs, new=new, count_prompt=True
+            )
         except NbChatError as error:
             meter: dict[str, Any] = {"error": str(error)}
         else:
@@ -794,6 +804,7 @@ def _meter(report: TokenReport) -> dict[str, Any]:
         "window_tokens": report.window_tokens,
         "max_tokens": report.max_tokens,
         "exact": report.exact,
+        "parts_exact": report.parts_exact,
     }
     if report.attachments:
         meter["parts"] = [

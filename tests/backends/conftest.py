@@ -21,14 +21,10 @@ def fake_key() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Tests decide about keys themselves (a developer's real key must not leak in), and
-    a model listing cached by one test is not seen by the next."""
+def _fresh_model_listings() -> Iterator[None]:
+    """A model listing cached by one test is not seen by the next."""
     from nbchat.backends.openrouter import OpenRouterBackend
 
     OpenRouterBackend.forget_model_listings()
-    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
-    for name in ("NBCHAT_BACKEND", "NBCHAT_MODEL", "NBCHAT_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
     yield
     OpenRouterBackend.forget_model_listings()

@@ -8,9 +8,18 @@ import pytest
 
 from nbchat.backends.llama import LlamaServerBackend
 from nbchat.core.errors import BackendError, BackendUnreachable
-from nbchat.core.events import Done, StreamError, TextDelta, Usage
+from nbchat.core.events import Done, PromptProgress, StreamError, TextDelta, Usage
 
-from sse_server import answer, dead_url, delta_chunk, json_reply, simple_tokenize, sse_reply
+from sse_server import (
+    answer,
+    apply_template,
+    dead_url,
+    delta_chunk,
+    json_reply,
+    progress_chunk,
+    simple_tokenize,
+    sse_reply,
+)
 
 QUESTION = [{"role": "user", "content": "Hello?"}]
 OVERFLOW = {
@@ -43,6 +52,39 @@ def test_a_turn_checks_health_then_streams_with_the_prompt_cache_on(server):
     assert isinstance(usage, Usage)
     assert usage.timings["cache_n"] == 30 and usage.timings["prompt_n"] == 10
     assert events[-1] == Done("stop")
+
+
+def test_llama_server_is_asked_for_prompt_progress(server):
+    server.add(answer("ok"))
+    run(LlamaServerBackend(server.url))
+    assert server.chat_requests[0].json["return_progress"] is True
+
+
+def test_progress_chunks_become_events_before_the_first_text(server):
+    # The shape and cadence the xllamacpp server sent for a 5,670-token prompt: one
+    # report at the start, one per 2,048-token batch, one when the prompt is read.
+    reports = [(0, 0), (2048, 33982), (4096, 74266), (5670, 155586)]
+    server.add(answer("The value.", progress=[
+        progress_chunk(processed, 5670, time_ms=ms) for processed, ms in reports
+    ]))
+    events = run(LlamaServerBackend(server.url))
+    progress = [e for e in events if isinstance(e, PromptProgress)]
+    assert [(p.processed_tokens, p.total_tokens, p.elapsed_ms) for p in progress] == [
+        (0, 5670, 0.0), (2048, 5670, 33982.0), (4096, 5670, 74266.0), (5670, 5670, 155586.0)
+    ]
+    first_text = next(i for i, e in enumerate(events) if isinstance(e, TextDelta))
+    assert all(isinstance(e, PromptProgress) for e in events[:first_text])
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "The value."
+    assert [p.worth_showing for p in progress] == [False, True, True, False]
+    assert progress[1].describe() == "reading the prompt: 2,048 / 5,670 tokens"
+
+
+def test_progress_counts_leave_out_the_cached_part_of_the_prompt():
+    report = PromptProgress(processed_tokens=5000, total_tokens=6000, cached_tokens=3000,
+                            elapsed_ms=1500)
+    assert report.describe() == "reading the prompt: 2,000 / 3,000 tokens"
+    assert report.worth_showing
+    assert not PromptProgress(1000, 6000, 0, elapsed_ms=900).worth_showing
 
 
 def test_a_good_health_check_is_trusted_for_a_few_seconds(server):
@@ -156,6 +198,39 @@ def test_short_texts_are_counted_once(server):
         counter = backend.token_counter()
         assert counter.count("## notes.txt") == counter.count("## notes.txt") == 5
     assert len(server.requests_to("/tokenize")) == 1
+
+
+def test_a_whole_prompt_is_templated_then_tokenized_with_the_bos_and_cached(server):
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hello, model?"},
+    ]
+    backend = LlamaServerBackend(server.url)
+    counter = backend.token_counter()
+    assert counter is not None
+    expected = len(simple_tokenize(apply_template(messages))) + 1  # the BOS
+    assert counter.count_prompt(messages) == expected
+    paths = [request.path for request in server.requests]
+    assert paths[-2:] == ["/apply-template", "/tokenize"]
+    assert server.requests[-2].json == {"messages": messages}
+    assert server.requests[-1].json["add_special"] is True
+    assert server.requests[-1].json["parse_special"] is True
+    requests = len(server.requests)
+    assert counter.count_prompt([dict(m) for m in messages]) == expected
+    assert len(server.requests) == requests  # cached by the messages' hash
+    backend.close()
+
+
+def test_a_whole_prompt_the_server_cannot_template_is_left_to_the_estimate(server):
+    from nbchat.backends.llama import LlamaTokenCounter
+    from nbchat.core.tokens import CachedCounter
+
+    # Under this prefix the scripted server has no /apply-template: it answers 404.
+    backend = LlamaServerBackend(server.url + "/older-server")
+    with pytest.raises(BackendError):
+        backend.count_prompt(QUESTION)
+    assert CachedCounter(LlamaTokenCounter(backend, "llama:old")).count_prompt(QUESTION) is None
+    backend.close()
 
 
 def test_no_token_counter_without_a_server():

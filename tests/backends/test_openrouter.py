@@ -50,6 +50,7 @@ def test_a_request_carries_the_key_the_app_headers_and_the_default_model(server,
     assert request.headers["http-referer"]
     assert request.json["model"] == "openrouter/auto"
     assert "cache_prompt" not in request.json
+    assert "return_progress" not in request.json  # llama-server's field only
 
 
 def test_usage_keeps_cost_and_cached_tokens(server, fake_key):

@@ -9,29 +9,42 @@ the reference layout.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
 
 
-def run_bench(script: str, *args: str, timeout_s: float = 600) -> tuple[dict[str, Any], str]:
-    """Run ``bench/<script>`` in a fresh interpreter; its one JSON line, and all it printed."""
+def run_bench(
+    tmp_path: Path, script: str, *args: str, timeout_s: float = 600
+) -> tuple[dict[str, Any], str]:
+    """Run ``bench/<script>`` in a fresh interpreter; its one JSON line, and all it printed.
+
+    The benchmark's temp folder (``TMPDIR``) is a folder of the test's, which must be
+    empty again when the benchmark ends: a benchmark leaves nothing in the temp folder.
+    """
+    temp = tmp_path / "bench-tmp"
+    temp.mkdir()
     done = subprocess.run(
         [sys.executable, str(BENCH / script), *args],
         capture_output=True, text=True, cwd=REPO, timeout=timeout_s,
+        env={**os.environ, "TMPDIR": str(temp)},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert sorted(p.name for p in temp.iterdir()) == [], "left in the temp folder"
     lines = [line for line in done.stdout.splitlines() if line.startswith('{"bench":')]
     assert len(lines) == 1, done.stdout
     return json.loads(lines[0]), done.stdout
 
 
-def test_import_bench_reports_import_and_load_times_and_no_heavy_module():
-    line, printed = run_bench("bench_import.py", "--runs", "1")
+def test_import_bench_reports_import_and_load_times_and_no_heavy_module(tmp_path):
+    line, printed = run_bench(tmp_path, "bench_import.py", "--runs", "1")
     assert line["bench"] == "import"
     for key in ("bare_s", "import_added_s", "load_ext_inprocess_s", "load_added_s"):
         assert isinstance(line[key], float), key
@@ -40,10 +53,10 @@ def test_import_bench_reports_import_and_load_times_and_no_heavy_module():
     assert "%load_ext nbchat adds" in printed
 
 
-def test_overhead_bench_reports_a_cell_per_session_length_and_file_count():
+def test_overhead_bench_reports_a_cell_per_session_length_and_file_count(tmp_path):
     line, printed = run_bench(
-        "bench_overhead.py", "--turns", "3,6", "--files", "0,2", "--runs", "2", "--warmup", "0",
-        "--pdf-bytes", "150000",
+        tmp_path, "bench_overhead.py", "--turns", "3,6", "--files", "0,2", "--runs", "2",
+        "--warmup", "0", "--pdf-bytes", "150000",
     )
     assert line["bench"] == "overhead"
     cells = {(c["turns"], c["files"]): c for c in line["cells"]}
@@ -59,9 +72,9 @@ def test_overhead_bench_reports_a_cell_per_session_length_and_file_count():
     assert "p50" in printed
 
 
-def test_streaming_bench_counts_iopub_traffic_for_the_magic_and_the_widget():
+def test_streaming_bench_counts_iopub_traffic_for_the_magic_and_the_widget(tmp_path):
     line, printed = run_bench(
-        "bench_streaming.py", "--tokens", "60", "--tokens-per-s", "300", "--runs", "2"
+        tmp_path, "bench_streaming.py", "--tokens", "60", "--tokens-per-s", "300", "--runs", "2"
     )
     assert line["bench"] == "streaming"
     answer_bytes = line["answer_bytes"]
@@ -84,9 +97,11 @@ def test_streaming_bench_counts_iopub_traffic_for_the_magic_and_the_widget():
 def test_pdf_bench_times_the_three_readers_on_generated_and_given_pdfs(tmp_path):
     from filegen import make_encrypted_pdf, make_ocr_layer_pdf
 
-    make_ocr_layer_pdf(tmp_path, "split.pdf", ["United Arab Shipping Co. in Dubai"])
-    make_encrypted_pdf(tmp_path, "locked.pdf", "Secret", user_password="hunter2")
-    line, printed = run_bench("bench_pdf.py", str(tmp_path), "--pages", "4", "--runs", "1")
+    pdfs = tmp_path / "pdfs"
+    pdfs.mkdir()
+    make_ocr_layer_pdf(pdfs, "split.pdf", ["United Arab Shipping Co. in Dubai"])
+    make_encrypted_pdf(pdfs, "locked.pdf", "Secret", user_password="hunter2")
+    line, printed = run_bench(tmp_path, "bench_pdf.py", str(pdfs), "--pages", "4", "--runs", "1")
     assert line["bench"] == "pdf"
     assert [row["pages"] for row in line["generated"]] == [4, 20, 10]
     text, split, scanned = line["generated"]
@@ -106,9 +121,9 @@ def test_pdf_bench_times_the_three_readers_on_generated_and_given_pdfs(tmp_path)
     assert "goal: a 100-page text PDF" in printed
 
 
-def test_ttft_bench_times_nbchat_and_bare_httpx_on_the_real_server(llama_url):
+def test_ttft_bench_times_nbchat_and_bare_httpx_on_the_real_server(llama_url, tmp_path):
     line, printed = run_bench(
-        "bench_ttft.py", "--url", llama_url, "--pairs", "2", "--file-tokens", "150",
+        tmp_path, "bench_ttft.py", "--url", llama_url, "--pairs", "2", "--file-tokens", "150",
         "--max-tokens", "2",
     )
     assert line["bench"] == "ttft"
@@ -118,9 +133,9 @@ def test_ttft_bench_times_nbchat_and_bare_httpx_on_the_real_server(llama_url):
     assert "ratio nbchat / bare" in printed
 
 
-def test_kv_cache_bench_shows_nbchat_evaluating_less_than_the_reference(llama_url):
+def test_kv_cache_bench_shows_nbchat_evaluating_less_than_the_reference(llama_url, tmp_path):
     line, printed = run_bench(
-        "bench_kv_cache.py", "--url", llama_url, "--turns", "3", "--file-tokens", "300",
+        tmp_path, "bench_kv_cache.py", "--url", llama_url, "--turns", "3", "--file-tokens", "300",
         "--max-tokens", "4",
     )
     assert line["bench"] == "kv_cache"
@@ -139,11 +154,55 @@ def test_kv_cache_bench_shows_nbchat_evaluating_less_than_the_reference(llama_ur
 
 def test_bench_run_prints_the_summary_and_writes_the_json_lines(tmp_path):
     out = tmp_path / "results.jsonl"
+    temp = tmp_path / "bench-tmp"
+    temp.mkdir()
     done = subprocess.run(
         [sys.executable, str(BENCH / "run"), "--quick", "--only", "import", "--json-out", str(out)],
         capture_output=True, text=True, cwd=REPO, timeout=600,
+        env={**os.environ, "TMPDIR": str(temp)},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert sorted(p.name for p in temp.iterdir()) == [], "left in the temp folder"
     assert "figures against targets" in done.stdout
     written = [json.loads(line) for line in out.read_text().splitlines()]
     assert [w["bench"] for w in written] == ["import"]
+
+
+@pytest.mark.server  # starts its own engine on the default model
+def test_answers_bench_scores_each_kind_of_question_for_a_model(tmp_path):
+    line, printed = run_bench(
+        tmp_path, "bench_answers.py", "--models", "smollm2-135m-instruct", "--limit", "1", timeout_s=1800
+    )
+    assert line["bench"] == "answers" and line["questions"] == 4
+    [row] = line["rows"]
+    assert row["model"] == "smollm2-135m-instruct"
+    assert set(row["by_kind"]) == {"general", "code", "file", "dataframe"}
+    assert all(total == 1 for _, total in row["by_kind"].values())
+    assert row["score"] == sum(right for right, _ in row["by_kind"].values())
+    assert len(row["failed"]) == row["questions"] - row["score"]
+    assert "smollm2-135m-instruct" in printed
+
+
+def test_answers_bench_scoring_needs_the_words_and_rejects_wrong_values_and_echoes():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from bench_answers import QUESTIONS, REPORT, q, score
+    finally:
+        sys.path.remove(str(BENCH))
+    assert len(QUESTIONS) >= 30
+    capital = q("general", "What is the capital of France?", "Paris", wrong=("Lyon",))
+    assert score(capital, "The capital of France is Paris.", "") == []
+    assert score(capital, "Paris, not Lyon.", "") == ["wrong value Lyon"]
+    assert score(capital, "It is a city.", "") == ["missing Paris"]
+    assert "echoes the question" in score(capital, "What is the capital of France? Paris", "")
+    days = q("general", "How many days?", ("7", "seven"), wrong=("6",))
+    assert score(days, "There are 7 days.", "") == []
+    assert score(days, "There are 17 days.", "") == ["missing 7 / seven"]  # not inside 17
+    code = q("code", "Reverse s?", "[::-1]")
+    assert score(code, "Use s[::-1].", "") == []
+    copied = REPORT.replace("\n", " ")[:120]
+    manager = q("file", "Who is the trial manager?", "Whitfield")
+    assert score(manager, copied, REPORT) == ["copies the prompt"]
+    assert "echoes the chat template" in score(manager, "Whitfield<|im_end|>", REPORT)
+    system_echo = "You are a helpful assistant working inside a Jupyter notebook. Whitfield"
+    assert score(manager, system_echo, REPORT) == ["copies the prompt"]

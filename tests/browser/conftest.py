@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from isolation import isolated_environment, shared_model_dir
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -133,8 +135,14 @@ def _running_jupyter(app: str, llama_url: str, base: Path) -> Iterator[JupyterSe
     token = secrets.token_hex(16)
     log_path = base / f"jupyter-{app}.log"
     db_path = base / "nbchat.sqlite"
-    env = {
-        **os.environ,
+    env = dict(os.environ)
+    # Isolated like every test: no developer setting, a database and cache of its own.
+    for name, value in isolated_environment(base, shared_model_dir()).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    env.update({
         "NBCHAT_DB": str(db_path),
         "NBCHAT_BASE_URL": llama_url,
         "NBCHAT_BACKEND": "llama",
@@ -143,8 +151,7 @@ def _running_jupyter(app: str, llama_url: str, base: Path) -> Iterator[JupyterSe
         "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
         "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("NBCHAT_MODEL", None)
+    })
     _write_lab_settings(base / "settings")
     command = [
         sys.executable, "-m", "jupyter", app, "--no-browser", f"--port={port}",

@@ -13,7 +13,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 from nbchat.notebook.widget import STATIC, ChatWidget
 
 HOSTILE_MARKDOWN = """Here is the answer.

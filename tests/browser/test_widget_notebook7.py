@@ -14,7 +14,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 
 # Notebook 7.6's keyboard-shortcut settings plugin throws this on load of every notebook,
 # with or without nbchat; only errors raised elsewhere count against the panel.

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from nbchat.core.settings import Settings
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 
 
 @pytest.fixture

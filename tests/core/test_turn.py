@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from nbchat.core.attachments import path_spec, text_spec
 from nbchat.core.errors import AttachmentsError, BudgetError
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 from nbchat.core.tokens import CachedCounter, EstimateCounter
 from nbchat.core.turn import TurnResult, prepare_turn, run_turn
 

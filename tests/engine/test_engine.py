@@ -20,6 +20,7 @@ from nbchat.engine import (
     EngineError,
     EngineHandle,
     default_model_path,
+    embedding_model_path,
     engine_status,
     engine_url,
     start_engine,
@@ -172,11 +173,11 @@ def test_gguf_reader_says_none_when_the_model_has_no_template(tmp_path: Path) ->
     assert gguf_chat_template(path) is None
 
 
-def test_the_default_model_carries_no_chat_template(gguf_path: Path) -> None:
-    assert read_gguf_metadata(gguf_path, ["general.architecture"]) == {
+def test_the_embeddings_model_carries_no_chat_template(embedding_gguf_path: Path) -> None:
+    assert read_gguf_metadata(embedding_gguf_path, ["general.architecture"]) == {
         "general.architecture": "gemma3"
     }
-    assert gguf_chat_template(gguf_path) is None
+    assert gguf_chat_template(embedding_gguf_path) is None
 
 
 def test_gguf_reader_rejects_a_truncated_header(tmp_path: Path) -> None:
@@ -197,25 +198,25 @@ def test_gguf_reader_rejects_a_file_that_is_not_gguf(tmp_path: Path) -> None:
 # -- the default model ------------------------------------------------------------
 
 
-def test_default_model_is_assembled_once_then_reused_and_rebuilt_when_corrupted(
+def test_the_embeddings_model_is_assembled_once_then_reused_and_rebuilt_when_corrupted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("NBCHAT_CACHE_DIR", str(tmp_path / "cache"))
-    path = default_model_path()
+    path = embedding_model_path()
     assert path == tmp_path / "cache" / "models" / "gemma-3-270m-q4_k_m.gguf"
     assert path.stat().st_size == 253_113_024
-    assert "preparing the default model" in capsys.readouterr().err
+    assert "preparing the model gemma-3-270m" in capsys.readouterr().err
 
     started = time.perf_counter()
-    assert default_model_path() == path
+    assert embedding_model_path() == path
     assert time.perf_counter() - started < 0.05  # the stamp, not a re-hash
     assert capsys.readouterr().err == ""
 
     with path.open("r+b") as handle:
         handle.seek(10_000_000)
         handle.write(b"\xff" * 16)
-    assert default_model_path() == path
-    assert "preparing the default model" in capsys.readouterr().err
+    assert embedding_model_path() == path
+    assert "preparing the model gemma-3-270m" in capsys.readouterr().err
     with path.open("rb") as handle:
         handle.seek(10_000_000)
         assert handle.read(16) != b"\xff" * 16
@@ -310,12 +311,34 @@ def test_the_engine_answers_health(llama_url: str) -> None:
     assert llama_url.startswith("http://127.0.0.1:")
 
 
-def test_the_template_renders_the_users_text_between_gemma_turn_markers(llama_url: str) -> None:
+def test_the_default_model_renders_the_users_text_inside_chatml_turns(llama_url: str) -> None:
     messages = [{"role": "user", "content": "What is in this spreadsheet?"}]
     prompt = post(llama_url, "/apply-template", {"messages": messages})["prompt"]
-    assert prompt == (
-        "<start_of_turn>user\nWhat is in this spreadsheet?<end_of_turn>\n<start_of_turn>model\n"
+    assert prompt.endswith(
+        "<|im_start|>user\nWhat is in this spreadsheet?<|im_end|>\n<|im_start|>assistant\n"
     )
+
+
+def test_the_default_chat_model_is_the_pinned_smollm2(gguf_path: Path) -> None:
+    assert gguf_path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert gguf_path.stat().st_size == 98_362_432
+    assert gguf_chat_template(gguf_path) is not None  # ChatML, its own: Jinja stays on
+
+
+@pytest.mark.server
+def test_the_engine_starts_a_model_by_name_and_the_probe_shows_chatml(
+    gguf_path: Path, tmp_path: Path
+) -> None:
+    handle = start_engine(
+        "smollm2-135m-instruct", reuse=False, log_path=tmp_path / "named.log"
+    )
+    try:
+        assert handle.model_path == gguf_path
+        messages = [{"role": "user", "content": "hello"}]
+        prompt = post(handle.url, "/apply-template", {"messages": messages})["prompt"]
+        assert "<|im_start|>user\nhello<|im_end|>" in prompt
+    finally:
+        handle.stop()
 
 
 def test_a_long_first_turn_is_evaluated_and_the_second_reuses_it(llama_url: str) -> None:
@@ -402,7 +425,7 @@ def test_status_url_and_reuse_point_at_the_running_engine(
     assert engine_url("chat") == own_llama.url
     status = engine_status("chat")
     assert (status["running"], status["healthy"], status["pid"]) == (True, True, own_llama.pid)
-    assert status["chat_template"] == "gemma (Jinja off)"
+    assert status["chat_template"] == "default"  # SmolLM2 carries its ChatML template
     again = start_engine(gguf_path, log_path=tmp_path / "again.log")
     assert again.pid == own_llama.pid
     own_llama.stop()
@@ -565,16 +588,17 @@ def fake_llama_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return record
 
 
+# gemma-3-270m carries no chat template: the binary must get the built-in one, Jinja off.
 def test_a_llama_server_binary_is_preferred_and_started_with_the_template_fix(
-    fake_llama_server: Path, gguf_path: Path, tmp_path: Path
+    fake_llama_server: Path, embedding_gguf_path: Path, tmp_path: Path
 ) -> None:
-    handle = start_engine(gguf_path, ctx_tokens=4096, reuse=False, log_path=tmp_path / "bin.log")
+    handle = start_engine(embedding_gguf_path, ctx_tokens=4096, reuse=False, log_path=tmp_path / "bin.log")
     try:
         assert handle.engine == "llama-server"
         launched = json.loads(fake_llama_server.read_text())
         argv = launched["argv"]
         assert argv[argv.index("--port") + 1] == handle.url.rsplit(":", 1)[1]
-        assert argv[argv.index("-m") + 1] == str(gguf_path)
+        assert argv[argv.index("-m") + 1] == str(embedding_gguf_path)
         assert argv[argv.index("-c") + 1] == "4096"
         assert "--no-jinja" in argv and argv[argv.index("--chat-template") + 1] == "gemma"
         assert httpx.get(handle.url + "/health", timeout=10).status_code == 200
@@ -585,9 +609,9 @@ def test_a_llama_server_binary_is_preferred_and_started_with_the_template_fix(
 
 
 def test_a_llama_server_binary_dies_when_its_wrapper_is_killed(
-    fake_llama_server: Path, gguf_path: Path, tmp_path: Path
+    fake_llama_server: Path, embedding_gguf_path: Path, tmp_path: Path
 ) -> None:
-    handle = start_engine(gguf_path, reuse=False, log_path=tmp_path / "bin.log")
+    handle = start_engine(embedding_gguf_path, reuse=False, log_path=tmp_path / "bin.log")
     server_pid = json.loads(fake_llama_server.read_text())["pid"]
     try:
         os.kill(handle.pid, signal.SIGKILL)
@@ -600,10 +624,10 @@ def test_a_llama_server_binary_dies_when_its_wrapper_is_killed(
 
 
 def test_serve_runs_in_the_foreground_and_stops_on_sigterm(
-    fake_llama_server: Path, gguf_path: Path
+    fake_llama_server: Path, embedding_gguf_path: Path
 ) -> None:
     serve = subprocess.Popen(
-        [sys.executable, "-m", "nbchat", "engine", "serve", "--model", str(gguf_path)],
+        [sys.executable, "-m", "nbchat", "engine", "serve", "--model", str(embedding_gguf_path)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

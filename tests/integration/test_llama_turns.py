@@ -8,10 +8,12 @@ import threading
 
 import pytest
 
+import nbchat
+import nbchat.api
 from nbchat.api import ChatClient
 from nbchat.core.errors import BackendUnreachable
 from nbchat.core.settings import Settings
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 from nbchat.core.tokens import EstimateCounter
 from nbchat.core.turn import TurnResult
 
@@ -37,7 +39,7 @@ def prose(words: int) -> str:
 def test_a_streamed_answer_is_stored_with_usage_and_timings(llama_url, tmp_path):
     client = client_for(llama_url, tmp_path)
     prepared = client.prepare("Say hello")
-    assert prepared.report.exact  # counted by the server's own tokenizer
+    assert prepared.report.parts_exact  # counted by the server's own tokenizer
     deltas = [e for e in client.run(prepared) if not isinstance(e, TurnResult)]
     assert deltas, "no streamed events arrived"
     stored = Store(tmp_path / "db.sqlite")
@@ -89,7 +91,8 @@ def test_a_dead_port_says_the_server_is_not_running_and_stores_nothing(tmp_path)
         port = probe.getsockname()[1]
     client = client_for(f"http://127.0.0.1:{port}", tmp_path)
     prepared = client.prepare("hello?")
-    assert not prepared.report.exact  # no tokenizer: the estimate stands in
+    # No tokenizer: the estimate stands in, for the parts and the total.
+    assert not prepared.report.parts_exact and not prepared.report.exact
     with pytest.raises(BackendUnreachable) as caught:
         list(client.run(prepared))
     assert "not running" in str(caught.value) or "No llama-server" in str(caught.value)
@@ -127,3 +130,45 @@ def test_short_follow_ups_evaluate_only_the_new_message(llama_url, tmp_path):
     evaluated = [send(client, question).timings["prompt_n"]
                  for question in ("And again", "One more time, please")]
     assert all(n <= 40 for n in evaluated), evaluated
+
+
+def test_the_dry_run_total_is_what_the_server_evaluates_on_the_next_turn(
+    llama_url, tmp_path, monkeypatch
+):
+    """The dry run's total is the whole templated prompt as llama-server counts it, so it
+    equals the next turn's ``prompt_n + cache_n`` (the parts' sum was off by 1 to 5)."""
+    monkeypatch.setenv("NBCHAT_BACKEND", "llama")
+    monkeypatch.setenv("NBCHAT_BASE_URL", llama_url)
+    monkeypatch.setattr(nbchat.api, "_DEFAULT", None)
+    notes = tmp_path / "site-notes.txt"
+    notes.write_text(prose(300), encoding="utf-8")
+    table = tmp_path / "rainfall.csv"
+    table.write_text("district,rainfall_mm\nNorth,812\nDelta,1204\nHills,967\n", encoding="utf-8")
+    # As in %%chat cells: questions end with a newline, which the template trims.
+    turns = [
+        ("Read these site notes; what do they cover?\n", [notes]),
+        ("Which districts are named?\n", []),
+        ("  Now compare with this table, in one line.\n\n", [table]),
+        ("Thanks. Anything about crop yields?\n", []),
+    ]
+    dry_totals: list[int] = []
+    evaluated: list[int] = []
+    reports = []
+    try:
+        for question, files in turns:
+            dry = nbchat.dry_run(question, files, max_tokens=24)
+            result = nbchat.chat(question, files, max_tokens=24, temperature=0.0)
+            assert result.status == "complete", result.error_message
+            dry_totals.append(dry.report.total_tokens)
+            evaluated.append(result.timings["prompt_n"] + result.timings["cache_n"])
+            reports.append((dry.report, dry.messages))
+        assert dry_totals == evaluated
+        backend = nbchat.api.default_client().backend()
+        for (report, messages), total in zip(reports, evaluated):
+            assert report.exact and report.parts_exact
+            assert f"total {total:,} of" in report.as_text()
+            assert "exact: the whole prompt" in report.as_text()
+            parts_sum = sum(backend.count_tokens(m["content"]) for m in messages)
+            assert parts_sum != total  # the template adds tokens between the parts
+    finally:
+        nbchat.api.default_client().close()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from nbchat.memory.embed import EmbeddingClient, EmbeddingError, vector_to_blob
-from nbchat.memory.service import memory_for
+from nbchat.core.sqlite_search import vector_to_blob
+from nbchat.memory.embed import EmbeddingClient, EmbeddingError
+from nbchat.client import memory_for
 from nbchat.notebook.recall import recall_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -62,7 +63,7 @@ def test_a_dead_embeddings_server_leaves_chat_working_and_says_embeddings_are_of
     first = send(client, FACT)
     second = send(client, "And what is the weather like?")
     memory = memory_for(client)
-    memory.wait_idle(20)
+    assert memory.wait_idle(20)
 
     assert (first.status, second.status) == ("complete", "complete")
     assert vector_rows(client) == []
@@ -76,7 +77,7 @@ def test_turns_stored_while_the_server_was_down_are_caught_up(
     down = make_client(embedding_url=dead_url())
     send(down, FACT)
     send(down, "Another turn.")
-    memory_for(down).wait_idle(20)
+    assert memory_for(down).wait_idle(20)
     server = fake_embeddings()
     up = make_client(embedding_url=server.url)
 
@@ -106,7 +107,7 @@ def test_a_message_too_long_for_the_server_is_split_until_it_fits(
     long_answer = " ".join(f"sentence{i} has some words." for i in range(200))
 
     send(client, long_answer)
-    memory_for(client).wait_idle(20)
+    assert memory_for(client).wait_idle(20)
 
     rows = vector_rows(client)
     user_chunks = [r for r in rows if r[0] == min(message_ids(client))]
@@ -203,7 +204,7 @@ def test_the_real_server_catches_up_turns_stored_while_it_was_unknown(
 ):
     offline = make_client(embedding_url=dead_url())
     send(offline, FACT)
-    memory_for(offline).wait_idle(20)
+    assert memory_for(offline).wait_idle(20)
     online = make_client(embedding_url=embedding_url)
 
     assert memory_for(online).catch_up() == 2

@@ -11,16 +11,17 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
 from nbchat.core.migrations import MIGRATIONS
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 from nbchat.core.tokens import EstimateCounter
-from nbchat.memory.embed import chunk_text, vector_to_blob
-from nbchat.memory.search import (
-    SearchFilter,
+from nbchat.core.ranking import query_terms
+from nbchat.core.sqlite_search import (
     VectorIndex,
     browse_messages,
-    query_terms,
     search_messages,
+    vector_to_blob,
 )
+from nbchat.core.store import SearchFilter
+from nbchat.memory.embed import chunk_text
 
 DIM = 8
 

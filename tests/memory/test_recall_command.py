@@ -8,7 +8,7 @@ import pytest
 
 from nbchat.core.errors import ConfigError
 from nbchat.core.layout import RECALL_HEADING
-from nbchat.memory.service import memory_for
+from nbchat.client import memory_for
 from nbchat.notebook.recall import attach_message, recall_command
 
 FACT = "The launch code for project Heron is 7421."

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from nbchat.core.layout import RECALL_HEADING
-from nbchat.memory.embed import vector_to_blob
-from nbchat.memory.service import memory_for
+from nbchat.core.sqlite_search import vector_to_blob
+from nbchat.client import memory_for
 from nbchat.notebook.recall import recall_command
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

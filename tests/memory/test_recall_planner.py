@@ -17,7 +17,7 @@ from nbchat.memory.planner import (
     refers_to_earlier,
     topic_query,
 )
-from nbchat.memory.search import Hit
+from nbchat.core.store import Hit
 
 FACT = "The launch code for project Heron is 7421."
 

@@ -16,10 +16,22 @@ from notebook_helpers import RecordingPublisher  # noqa: E402
 from sse_server import ScriptedServer  # noqa: E402
 
 
-@pytest.fixture
-def shell() -> Iterator[Any]:
-    """The test IPython shell with ``%load_ext nbchat`` done, unloaded afterwards."""
+@pytest.fixture(scope="session")
+def _test_shell() -> Iterator[Any]:
+    """IPython's test shell, one per run. Its history file is a temp file that IPython
+    never removes: at the end of the run the shell closes its history (what it would do at
+    exit, once) and the file goes."""
     ip = globalipapp.get_ipython()
+    history = Path(ip.history_manager.hist_file)
+    yield ip
+    ip._atexit_once()
+    history.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def shell(_test_shell: Any) -> Iterator[Any]:
+    """The test IPython shell with ``%load_ext nbchat`` done, unloaded afterwards."""
+    ip = _test_shell
     ip.config.pop("NbChat", None)  # %config also records values in the shell's config
     ip.run_line_magic("load_ext", "nbchat")
     saved_publisher = ip.display_pub

@@ -10,12 +10,14 @@ import time
 import pytest
 from IPython.core.error import UsageError
 
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 from nbchat.notebook import extension
 from nbchat.notebook.render import DryRunView
 from filegen import make_text_pdf
 from notebook_helpers import RecordingPublisher, last_user_content, row_counts
-from sse_server import FAKE_OPENROUTER_KEY, answer, dead_url, delta_chunk, json_reply, sse_reply
+from sse_server import (
+    FAKE_OPENROUTER_KEY, answer, dead_url, delta_chunk, json_reply, progress_chunk, sse_reply,
+)
 
 
 def messages_of(db_path, shell):
@@ -48,6 +50,43 @@ def test_the_body_is_sent_verbatim_with_braces_and_backticks(shell, server, reco
     shell.run_cell_magic("chat", "", body)
     assert last_user_content(server) == body
     assert recorder.answer_text() == "It means braces."
+
+
+# The cadence of llama-server reading a 5,670-token prompt: a report at the start, one
+# per 2,048-token batch, one when done (time_ms is the server's reading time so far).
+LONG_PROMPT_PROGRESS = [
+    progress_chunk(0, 5670, time_ms=0), progress_chunk(2048, 5670, time_ms=13_600),
+    progress_chunk(4096, 5670, time_ms=27_300), progress_chunk(5670, 5670, time_ms=37_800),
+]
+
+
+def test_a_long_prompt_shows_reading_progress_until_the_first_words(shell, server, recorder):
+    server.add(answer("Day 3 had 21 units.", progress=LONG_PROMPT_PROGRESS))
+    shell.run_cell_magic("chat", "", "How much rain fell on day 3?")
+    shown = [r.data.get("text/plain") or r.data.get("text/markdown", "") for r in recorder.records]
+    reports = [i for i, text in enumerate(shown) if text.startswith("reading the prompt:")]
+    assert [shown[i] for i in reports] == [
+        "reading the prompt: 2,048 / 5,670 tokens…", "reading the prompt: 4,096 / 5,670 tokens…"
+    ]
+    assert shown[reports[-1] + 1] == "Day "  # the first words replace it at once
+    assert recorder.answer_text() == "Day 3 had 21 units."
+    assert not any("reading the prompt" in str(state) for state in recorder.final_states())
+
+
+def test_a_prompt_read_within_a_second_shows_no_progress(shell, server, recorder):
+    quick = [progress_chunk(0, 900, time_ms=0), progress_chunk(900, 900, time_ms=600)]
+    server.add(answer("Paris.", progress=quick))
+    shell.run_cell_magic("chat", "", "What is the capital of France?")
+    assert not any("reading the prompt" in str(r.data) for r in recorder.records)
+    assert recorder.answer_text() == "Paris."
+
+
+def test_the_newline_ipython_adds_to_a_cell_is_not_sent(shell, server, recorder):
+    server.add(answer("Paris."), answer("Rome."))
+    shell.run_cell("%%chat\nWhat is the capital of France?")
+    assert last_user_content(server) == "What is the capital of France?"
+    shell.run_cell("%%chat\nA question\n\nwith a blank line at its end\n\n")
+    assert last_user_content(server) == "A question\n\nwith a blank line at its end\n"
 
 
 def test_config_model_and_cell_options_reach_the_request(shell, server, recorder):
@@ -127,10 +166,22 @@ def test_a_dry_run_shows_messages_and_token_report_and_writes_nothing(shell, ser
     assert [m["role"] for m in view.messages] == ["system", "user", "assistant", "user"]
     assert "The launch code is 4711." in view.messages[-1]["content"]
     assert view.report.attachments[0].name == "notes.txt"
-    assert view.report.exact  # the scripted server's /tokenize counted them
+    # The scripted llama-server templated and counted the whole prompt: its total is exact.
+    assert view.report.exact and view.report.parts_exact
+    assert f"total {view.report.total_tokens:,} of" in view.report.as_text()
     bundle = view._repr_mimebundle_()
     assert "Token report" in bundle["text/plain"] and "notes.txt" in bundle["text/plain"]
     assert "nothing was sent" in bundle["text/markdown"]
+
+
+def test_a_dry_run_on_a_server_without_a_tokenizer_labels_its_total_an_estimate(shell, server):
+    shell.run_line_magic("config", "NbChat.backend = 'openai'")
+    view = shell.run_cell_magic("chat", "--dry-run", "What is the launch code?")
+    assert not view.report.exact and not view.report.parts_exact
+    text = view._repr_mimebundle_()["text/plain"]
+    assert f"total ~{view.report.total_tokens:,} of" in text
+    assert "an estimate" in text and "each counted alone, estimated" in text
+    assert not any(r.path.endswith(("/tokenize", "/apply-template")) for r in server.requests)
 
 
 def test_a_dry_run_fences_survive_backticks_in_the_content(shell, server, tmp_path):

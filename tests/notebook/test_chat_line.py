@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from IPython.core.error import UsageError
 
@@ -25,8 +27,9 @@ def chat(shell, server, body, line="", reply="ok"):
 
 def test_chat_alone_lists_the_subcommands(shell, capsys):
     out = run(shell, capsys, "")
-    for name in SUBCOMMANDS:
-        assert name in out
+    # Each entry starts a line, indented by two spaces; its description lines by more.
+    listed = re.findall(r"^  (\S+)", out, flags=re.MULTILINE)
+    assert set(listed) == set(SUBCOMMANDS)
 
 
 def test_an_unknown_subcommand_is_a_usage_error_listing_them(shell):
@@ -171,6 +174,19 @@ def test_engine_status_lists_both_kinds(shell, capsys):
     assert out.splitlines()[0].startswith("chat") and out.splitlines()[1].startswith("embeddings")
     with pytest.raises(UsageError, match="engine start"):
         shell.run_line_magic("chat", "engine reboot")
+
+
+def test_engine_models_lists_the_known_models_and_whether_they_are_cached(
+    shell, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("NBCHAT_CACHE_DIR", str(tmp_path / "cache"))
+    out = run(shell, capsys, "engine models")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:3]}
+    assert rows["smollm2-135m-instruct"][1:4] == ["chat", "98", "MB"]
+    assert "Apache-2.0" in rows["smollm2-135m-instruct"] and "no" in rows["gemma-3-270m"]
+    assert "--model PATH.gguf" in out
+    with pytest.raises(UsageError, match="engine models"):
+        shell.run_line_magic("chat", "engine models --all")
 
 
 def test_recall_without_a_query_is_a_usage_error(shell):

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from IPython.core.error import UsageError
+from traitlets import TraitError
 
 from nbchat.notebook import extension
 from nbchat.notebook.config import NbChat
@@ -76,7 +77,7 @@ def test_ipython_config_values_reach_nbchat(shell):
 
 
 def test_a_bad_config_value_is_refused(shell):
-    with pytest.raises(Exception, match="backend"):
+    with pytest.raises(TraitError, match="backend"):
         extension.config_for(shell).backend = "gpt-cloud"
 
 

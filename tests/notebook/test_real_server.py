@@ -1,4 +1,4 @@
-"""``%%chat`` and ``%chat engine`` against the real llama-server with the bundled model."""
+"""``%%chat`` and ``%chat engine`` against the real llama-server with the default model."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from sse_server import ScriptedServer, answer, dead_url
+from sse_server import ScriptedServer, answer, dead_url, progress_chunk
 
 from nbchat.api import ChatClient
 from nbchat.core.settings import Settings
@@ -130,6 +130,27 @@ def test_a_sent_message_streams_as_deltas_and_is_stored(
         "How do I group rows?", "Sure: **pandas** groups with `groupby`."
     ]
     assert server.chat_requests[0].json["messages"][-1]["content"].endswith("How do I group rows?")
+
+
+def test_a_long_prompt_sets_the_progress_line_until_the_first_words(
+    panel: ChatWidget, browser: Browser, server: ScriptedServer
+) -> None:
+    reports = [progress_chunk(0, 5670, time_ms=0), progress_chunk(2048, 5670, time_ms=13_600),
+               progress_chunk(5670, 5670, time_ms=37_800)]
+    server.add(answer("Day 3 had 21 units.", progress=reports))
+    send_and_wait(browser, "How much rain fell on day 3?")
+    shown = [u["progress"] for u in browser.updates() if "progress" in u]
+    assert shown == ["reading the prompt: 2,048 / 5,670 tokens", ""]
+    assert "".join(browser.deltas()) == "Day 3 had 21 units."
+    assert panel.progress == ""
+
+
+def test_a_short_prompt_sets_no_progress_line(
+    panel: ChatWidget, browser: Browser, server: ScriptedServer
+) -> None:
+    server.add(answer("Paris.", progress=[progress_chunk(0, 40), progress_chunk(40, 40, time_ms=90)]))
+    send_and_wait(browser, "What is the capital of France?")
+    assert not [u for u in browser.updates() if u.get("progress")]
 
 
 def test_the_question_is_shown_while_the_answer_streams(
@@ -361,7 +382,8 @@ def test_the_token_meter_follows_the_draft(panel: ChatWidget, browser: Browser) 
     assert panel.wait(10)
     assert panel.meter["total_tokens"] > short + 100
     assert panel.meter["window_tokens"] == 8192  # the server's n_ctx
-    assert panel.meter["exact"] is True  # counted by the server's /tokenize
+    # The server templated and counted the whole draft prompt: the total is exact.
+    assert panel.meter["exact"] is True and panel.meter["parts_exact"] is True
 
 
 @pytest.mark.parametrize(

@@ -19,15 +19,9 @@ def fast_server() -> Iterator[ScriptedServer]:
 
 @pytest.fixture(autouse=True)
 def _fresh_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``nbchat.chat`` gets a new default client (and so this test's database), closed after.
-
-    No developer setting leaks in: backend, model, URLs and keys come from the test.
-    """
+    """``nbchat.chat`` gets a new default client (and so this test's database), closed after."""
     import nbchat.api
 
-    for name in ("NBCHAT_BACKEND", "NBCHAT_MODEL", "NBCHAT_BASE_URL", "NBCHAT_OPENROUTER_URL",
-                 "NBCHAT_EMBEDDING_URL", "NBCHAT_OPENAI_API_KEY", "OPENROUTER_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(nbchat.api, "_DEFAULT", None)
     yield
     client = nbchat.api._DEFAULT

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 from dbcheck import half_written_turns, integrity, seq_problems
 
 WRITER = Path(__file__).with_name("turn_writer.py")

@@ -17,7 +17,7 @@ import nbchat
 from nbchat.core import migrations
 from nbchat.core.errors import StoreError
 from nbchat.core.migrations import MIGRATIONS
-from nbchat.core.store import Store
+from nbchat.core.sqlite_store import SqliteStore as Store
 from dbcheck import half_written_turns, integrity, seq_problems
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schema_v1.sqlite"

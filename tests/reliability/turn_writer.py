@@ -27,7 +27,7 @@ from pathlib import Path
 
 def _pause_inside_transactions(where: str, marker: Path) -> None:
     """Patch the store so the chosen transaction stops half-way, with its rows written."""
-    from nbchat.core.store import Store
+    from nbchat.core.sqlite_store import SqliteStore as Store
 
     if where == "question":
         real = Store.record_attachment

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import problems
-from .record import Extracted
+from .record import Extracted, join_sections
 
 __all__ = [
     "PageText",
@@ -79,19 +79,21 @@ def extract_pdf(data: bytes, name: str) -> Extracted:
     losing the whole document; pages with no text layer are listed in the notes too.
     """
     pages = read_pages(data, name)
-    parts: list[str] = []
+    parts: list[tuple[str, int, str, str]] = []
     blank_pages: list[int] = []
     failed_pages: list[int] = []
     for page in pages:
         marker = f"--- page {page.number} ---"
         if page.text is None:
             failed_pages.append(page.number)
-            parts.append(f"{marker}\n[the text of this page could not be read]")
+            parts.append(
+                ("page", page.number, "", f"{marker}\n[the text of this page could not be read]")
+            )
         elif page.text:
-            parts.append(f"{marker}\n{page.text}")
+            parts.append(("page", page.number, "", f"{marker}\n{page.text}"))
         else:
             blank_pages.append(page.number)
-            parts.append(marker)
+            parts.append(("page", page.number, "", marker))
     if len(blank_pages) + len(failed_pages) == len(pages):
         raise problems.no_pdf_text(name, len(pages))
     notes = []
@@ -103,7 +105,8 @@ def extract_pdf(data: bytes, name: str) -> Extracted:
         )
     if failed_pages:
         notes.append(f"the text of {_page_list(failed_pages)} could not be read")
-    return Extracted(text="\n\n".join(parts), kind="pdf", notes=tuple(notes))
+    text, sections = join_sections(parts)
+    return Extracted(text=text, kind="pdf", notes=tuple(notes), sections=sections)
 
 
 def read_pages(data: bytes, name: str) -> tuple[PageText, ...]:

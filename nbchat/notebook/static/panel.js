@@ -147,6 +147,7 @@ function render({ model, el }) {
   // -- the log ----------------------------------------------------------------------
   let streamText = "";
   let streamBody = null;
+  let progressLine = null;
   let renderQueued = false;
 
   function nearBottom() {
@@ -216,9 +217,19 @@ function render({ model, el }) {
   function streamingMessage() {
     streamBody = h("div", { className: "nbchat-md" });
     streamBody.innerHTML = renderMarkdown(streamText);
+    progressLine = h("div", { className: "nbchat-progress", role: "status" });
+    drawProgress();
     const dots = h("span", { className: "nbchat-typing", "aria-hidden": "true" }, h("i"), h("i"), h("i"));
     return h("div", { className: "nbchat-msg nbchat-assistant nbchat-streaming", role: "group", "aria-label": "Assistant (answering)" },
-      streamBody, dots);
+      progressLine, streamBody, dots);
+  }
+
+  // "reading the prompt: N / M tokens" while a long prompt is read; gone at the first text.
+  function drawProgress() {
+    if (!progressLine) return;
+    const progress = streamText ? "" : model.get("progress") || "";
+    progressLine.textContent = progress ? `${progress}…` : "";
+    progressLine.hidden = !progress;
   }
 
   function emptyState() {
@@ -238,6 +249,7 @@ function render({ model, el }) {
       nodes.push(message.role === "user" ? userMessage(message.text, message.files) : assistantMessage(message));
     }
     streamBody = null;
+    progressLine = null;
     if (pending.question !== undefined) {
       nodes.push(userMessage(pending.question, pending.files));
       nodes.push(streamingMessage());
@@ -261,6 +273,7 @@ function render({ model, el }) {
   listen("msg:custom", (msg) => {
     if (msg && typeof msg.d === "string") {
       streamText += msg.d;
+      drawProgress();
       if (!renderQueued) {
         renderQueued = true;
         requestAnimationFrame(drawStream);
@@ -404,15 +417,18 @@ function render({ model, el }) {
       meter.replaceChildren();
       return;
     }
-    const counted = m.exact ? "exact count" : "estimate";
+    // The total is exact when the server counted the whole templated prompt; files are
+    // counted one by one (with the model's tokenizer, or estimated).
+    const counted = m.exact ? "exact count of the whole prompt" : "estimate";
+    const perFile = m.parts_exact ? "each file counted alone" : "estimated, each file alone";
     const parts = (m.parts || []).map((p) => `${p.name}: ${p.kept_tokens} of ${p.total_tokens}`).join("\n");
     const gauges = [];
     if ((m.parts || []).length) {
       gauges.push(bar("Files", m.attachment_tokens, m.attachment_budget,
-        `Attachments use ${m.attachment_tokens} of their ${m.attachment_budget}-token budget (${counted})${parts ? `\n${parts}` : ""}`));
+        `Attachments use ${m.attachment_tokens} of their ${m.attachment_budget}-token budget (${perFile})${parts ? `\n${parts}` : ""}`));
     }
     gauges.push(bar("Context", m.total_tokens, m.window_tokens - m.max_tokens,
-      `The prompt needs ${m.total_tokens} tokens of the ${m.window_tokens}-token window; ${m.max_tokens} are kept for the answer (${counted}).` +
+      `The prompt needs ${m.exact ? "" : "about "}${m.total_tokens} tokens of the ${m.window_tokens}-token window; ${m.max_tokens} are kept for the answer (${counted}).` +
       ((m.notices || []).length ? `\n${m.notices.join("\n")}` : "")));
     meter.replaceChildren(...gauges);
   }
@@ -530,6 +546,7 @@ function render({ model, el }) {
   listen("change:meter", drawMeter);
   listen("change:error", drawError);
   listen("change:last_error", drawExplain);
+  listen("change:progress", drawProgress);
   listen("change:model_label", () => { modelLabel.textContent = model.get("model_label"); });
 
   modelLabel.textContent = model.get("model_label");

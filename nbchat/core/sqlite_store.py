@@ -1,11 +1,14 @@
-"""The conversation database: one SQLite file, WAL, versioned migrations.
+"""The SQLite store: one file, WAL, versioned migrations (:mod:`nbchat.core.migrations`).
 
-Every write that belongs to one turn happens inside one :meth:`Store.transaction`, so a
-crash or a second kernel never leaves half a turn behind. Reads need no transaction.
+It implements :class:`nbchat.core.store.Store`, and with :mod:`~nbchat.core.migrations`
+and :mod:`~nbchat.core.sqlite_search` it is the only code that speaks SQL. Every write
+that belongs to one turn happens inside one :meth:`SqliteStore.transaction`, so a crash
+or a second kernel never leaves half a turn behind. Reads need no transaction.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import secrets
 import sqlite3
@@ -13,92 +16,32 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbchat.core.errors import StoreError
+from nbchat.core.extractors.record import Extracted, Section
 from nbchat.core.migrations import MIGRATIONS, migrate, schema_version
+from nbchat.core.store import (
+    AttachmentRecord,
+    Hit,
+    MessageText,
+    MessageVector,
+    SearchFilter,
+    Session,
+    StoredFile,
+    StoredMessage,
+)
 
-__all__ = [
-    "Store",
-    "Session",
-    "StoredMessage",
-    "StoredFile",
-    "AttachmentRecord",
-    "open_store",
-]
+if TYPE_CHECKING:
+    from nbchat.core.sqlite_search import VectorIndex
+
+__all__ = ["SqliteStore"]
 
 BUSY_TIMEOUT_MS = 30_000
 
 
-@dataclass(frozen=True)
-class Session:
-    id: str
-    title: str
-    notebook: str | None
-    system_prompt: str
-    model: str | None
-    backend: str | None
-    parent_id: str | None
-    history_start_seq: int
-    carried_files: str
-    compactions: int
-    created: float
-    updated: float
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    id: int
-    session_id: str
-    seq: int
-    role: str
-    content: str
-    rendered: str
-    status: str
-    error_kind: str | None
-    error_message: str | None
-    importance: float
-    tokens: int | None
-    usage: dict[str, Any]
-    timings: dict[str, Any]
-    model: str | None
-    created: float
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    id: int
-    name: str
-    sha256: str
-    size_bytes: int
-    mime: str
-    created: float
-
-
-@dataclass(frozen=True)
-class AttachmentRecord:
-    id: int
-    session_id: str
-    message_id: int | None
-    message_seq: int | None
-    kind: str
-    name: str
-    path: str | None
-    sha256: str
-    fingerprint: str | None
-    total_tokens: int | None
-    kept_tokens: int | None
-    forgotten: bool
-    created: float
-
-
-def open_store(path: str | Path) -> "Store":
-    return Store(path)
-
-
-class Store:
+class SqliteStore:
     """A connection to the nbchat database at ``path`` (created and migrated on open)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -117,6 +60,10 @@ class Store:
                 "Check the folder is writable, or set NBCHAT_DB / c.NbChat.db_path."
             ) from exc
         self._lock = threading.RLock()
+        # Messages are only ever appended (never updated or deleted one by one), so each
+        # session's messages read so far are kept, and a later read fetches only newer ones.
+        self._history: dict[str, list[StoredMessage]] = {}
+        self._indexes: dict[str, VectorIndex] = {}  # vectors per embedding model, loaded once
         self._db.row_factory = sqlite3.Row
         try:
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -140,11 +87,18 @@ class Store:
 
     # -- plumbing ---------------------------------------------------------------------
 
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def reopen(self) -> "SqliteStore":
+        return SqliteStore(self.path)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> "SqliteStore":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -176,11 +130,12 @@ class Store:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """The raw connection, for modules that own their own tables (memory)."""
+        """The raw connection (for tests that inspect the file; not part of the protocol)."""
         return self._db
 
     @property
     def lock(self) -> threading.RLock:
+        """Guards the connection between threads (not part of the protocol)."""
         return self._lock
 
     # -- sessions ---------------------------------------------------------------------
@@ -194,7 +149,7 @@ class Store:
         model: str | None = None,
         backend: str | None = None,
         parent_id: str | None = None,
-        db: sqlite3.Connection | None = None,
+        db: Any = None,
     ) -> Session:
         """A new session; pass ``db`` to create it inside a running transaction."""
         session_id = secrets.token_hex(4)
@@ -247,14 +202,30 @@ class Store:
         return {r["session_id"]: r["n"] for r in rows}
 
     def delete_session(self, session_id: str) -> bool:
+        with self._lock:
+            self._history.pop(session_id, None)
         with self.transaction() as tx:
             return tx.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+
+    def set_system_prompt(self, db: Any, session_id: str, system_prompt: str) -> None:
+        db.execute(
+            "UPDATE sessions SET system_prompt = ? WHERE id = ?", (system_prompt, session_id)
+        )
+
+    def set_history(
+        self, db: Any, session_id: str, *, start_seq: int, carried_files: str, compacted: bool
+    ) -> None:
+        db.execute(
+            "UPDATE sessions SET history_start_seq = ?, carried_files = ?, "
+            "compactions = compactions + ? WHERE id = ?",
+            (start_seq, carried_files, 1 if compacted else 0, session_id),
+        )
 
     # -- messages ---------------------------------------------------------------------
 
     def add_message(
         self,
-        db: sqlite3.Connection,
+        db: Any,
         *,
         session_id: str,
         role: str,
@@ -295,6 +266,23 @@ class Store:
     def messages(
         self, session_id: str, *, from_seq: int = 0, limit: int | None = None
     ) -> list[StoredMessage]:
+        """Messages from ``seq`` ``from_seq`` on (the last ``limit`` of them when given).
+
+        Without ``limit`` the answer comes from the per-session cache, topped up with the
+        messages stored since the last read (by this process or another), so a turn of a
+        long session does not re-read and re-decode its whole history.
+        """
+        if limit is None:
+            with self._lock:
+                if not self._db.in_transaction:  # uncommitted rows must not be cached
+                    cached = self._history.setdefault(session_id, [])
+                    after = cached[-1].seq if cached else -1
+                    rows = self._db.execute(
+                        "SELECT * FROM messages WHERE session_id = ? AND seq > ? ORDER BY seq",
+                        (session_id, after),
+                    ).fetchall()
+                    cached.extend(_message(r) for r in rows)
+                    return cached[bisect.bisect_left(cached, from_seq, key=lambda m: m.seq):]
         sql = "SELECT * FROM messages WHERE session_id = ? AND seq >= ? ORDER BY seq"
         params: list[Any] = [session_id, from_seq]
         if limit is not None:
@@ -373,7 +361,7 @@ class Store:
 
     def record_attachment(
         self,
-        db: sqlite3.Connection,
+        db: Any,
         *,
         session_id: str,
         message_id: int | None,
@@ -417,21 +405,29 @@ class Store:
 
     # -- caches -----------------------------------------------------------------------
 
-    def cached_extract(self, sha256: str, version: str) -> tuple[str, str, list[str]] | None:
+    def cached_extract(self, sha256: str, version: str) -> Extracted | None:
         rows = self._query(
-            "SELECT kind, text, notes FROM extracts WHERE sha256 = ? AND extractor_version = ?",
+            "SELECT e.kind, e.text, e.notes, s.sections FROM extracts e "
+            "LEFT JOIN extract_sections s "
+            "ON s.sha256 = e.sha256 AND s.extractor_version = e.extractor_version "
+            "WHERE e.sha256 = ? AND e.extractor_version = ?",
             (sha256, version),
         )
         if not rows:
             return None
-        return rows[0]["kind"], rows[0]["text"], json.loads(rows[0]["notes"])
+        row = rows[0]
+        sections = tuple(
+            Section(unit, number, start, end, label)
+            for unit, number, start, end, label in json.loads(row["sections"] or "[]")
+        )
+        return Extracted(row["text"], row["kind"], tuple(json.loads(row["notes"])), sections)
 
     def cached_path_hash(self, path: str, size_bytes: int, mtime_ns: int) -> str | None:
         rows = self._query(
             "SELECT sha256 FROM path_hashes WHERE path = ? AND size_bytes = ? AND mtime_ns = ?",
             (path, size_bytes, mtime_ns),
         )
-        return rows[0][0] if rows else None
+        return str(rows[0][0]) if rows else None
 
     def cached_token_count(self, sha256: str, tokenizer: str) -> int | None:
         rows = self._query(
@@ -440,19 +436,22 @@ class Store:
         )
         return int(rows[0][0]) if rows else None
 
-    @staticmethod
-    def put_extract(
-        db: sqlite3.Connection, sha256: str, version: str, kind: str, text: str, notes: Sequence[str]
-    ) -> None:
+    def put_extract(self, db: Any, sha256: str, version: str, extracted: Extracted) -> None:
         db.execute(
             "INSERT OR IGNORE INTO extracts (sha256, extractor_version, kind, text, notes) "
             "VALUES (?, ?, ?, ?, ?)",
-            (sha256, version, kind, text, json.dumps(list(notes))),
+            (sha256, version, extracted.kind, extracted.text, json.dumps(list(extracted.notes))),
         )
+        if extracted.sections:
+            located = [[s.unit, s.number, s.start, s.end, s.label] for s in extracted.sections]
+            db.execute(
+                "INSERT OR IGNORE INTO extract_sections (sha256, extractor_version, sections) "
+                "VALUES (?, ?, ?)",
+                (sha256, version, json.dumps(located)),
+            )
 
-    @staticmethod
     def put_path_hash(
-        db: sqlite3.Connection, path: str, size_bytes: int, mtime_ns: int, sha256: str
+        self, db: Any, path: str, size_bytes: int, mtime_ns: int, sha256: str
     ) -> None:
         db.execute(
             "INSERT OR REPLACE INTO path_hashes (path, size_bytes, mtime_ns, sha256) "
@@ -460,12 +459,98 @@ class Store:
             (path, size_bytes, mtime_ns, sha256),
         )
 
-    @staticmethod
-    def put_token_count(db: sqlite3.Connection, sha256: str, tokenizer: str, tokens: int) -> None:
+    def put_token_count(self, db: Any, sha256: str, tokenizer: str, tokens: int) -> None:
         db.execute(
             "INSERT OR IGNORE INTO token_counts (sha256, tokenizer, tokens) VALUES (?, ?, ?)",
             (sha256, tokenizer, tokens),
         )
+
+    # -- search -----------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        search_filter: SearchFilter | None = None,
+        query_vector: Sequence[float] | None = None,
+        vector_model: str | None = None,
+        cosine_floor: float | None = None,
+    ) -> list[Hit]:
+        from nbchat.core.sqlite_search import search_messages
+
+        index = self._index(vector_model) if query_vector is not None and vector_model else None
+        return search_messages(
+            self._db,
+            query,
+            limit=limit,
+            search_filter=search_filter,
+            index=index,
+            query_vector=query_vector if index is not None else None,
+            lock=self._lock,
+            cosine_floor=cosine_floor,
+        )
+
+    def browse(self, search_filter: SearchFilter, *, limit: int = 10) -> list[Hit]:
+        from nbchat.core.sqlite_search import browse_messages
+
+        return browse_messages(self._db, search_filter, limit=limit, lock=self._lock)
+
+    def hits(self, message_ids: Sequence[int]) -> list[Hit]:
+        from nbchat.core.sqlite_search import hits_by_id
+
+        return hits_by_id(self._db, message_ids, self._lock)
+
+    def _index(self, model: str) -> "VectorIndex":
+        from nbchat.core.sqlite_search import VectorIndex
+
+        with self._lock:
+            index = self._indexes.get(model)
+            if index is None:
+                index = self._indexes[model] = VectorIndex(model)
+            return index
+
+    # -- embeddings -------------------------------------------------------------------
+
+    def count_unembedded(self, model: str) -> int:
+        rows = self._query(
+            "SELECT COUNT(*) FROM messages m WHERE m.content != '' AND NOT EXISTS "
+            "(SELECT 1 FROM embeddings e WHERE e.message_id = m.id AND e.model = ?)",
+            (model,),
+        )
+        return int(rows[0][0])
+
+    def unembedded(
+        self, model: str, limit: int, skip: frozenset[int] = frozenset()
+    ) -> list[MessageText]:
+        rows = self._query(
+            "SELECT m.id, m.content FROM messages m WHERE m.content != '' AND NOT EXISTS "
+            "(SELECT 1 FROM embeddings e WHERE e.message_id = m.id AND e.model = ?) "
+            "ORDER BY m.id DESC LIMIT ?",
+            (model, limit + len(skip)),
+        )
+        found = [MessageText(int(r[0]), str(r[1])) for r in rows]
+        return [m for m in found if m.message_id not in skip][:limit]
+
+    def count_vectors(self, model: str) -> int:
+        rows = self._query("SELECT COUNT(*) FROM embeddings WHERE model = ?", (model,))
+        return int(rows[0][0])
+
+    def add_vectors(self, db: Any, vectors: Sequence[MessageVector]) -> int:
+        from nbchat.core.sqlite_search import vector_to_blob
+
+        now = time.time()
+        rows = [
+            (v.message_id, v.model, v.chunk, len(v.vector), vector_to_blob(v.vector), now,
+             v.message_id)
+            for v in vectors
+        ]
+        db.executemany(
+            "INSERT OR IGNORE INTO embeddings (message_id, model, chunk, dim, vector, created) "
+            "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?)",
+            rows,
+        )
+        return len({row[0] for row in rows})
 
 
 def _use_wal(db: sqlite3.Connection, timeout_s: float) -> None:

@@ -1,141 +1,77 @@
-"""Hybrid search over past messages: SQLite FTS5 (BM25) plus cosine over stored vectors.
+"""Search over the SQLite store: FTS5 (BM25) words plus cosine over stored vectors.
 
-The two rankings are fused by reciprocal rank (each list contributes ``1 / (60 + rank)``),
-so a message found by both words and meaning comes first, and either alone still counts.
-Only vectors of the current embedding model are used; with none (no embeddings server,
-or nothing embedded yet) the search is word-based alone. A word hit shares a topic word
-(not a stopword) with the query; a message found by meaning alone must reach the
-model's cosine floor (:mod:`~nbchat.memory.floors`), since the fused score has no
-absolute scale.
+The two rankings are fused by :func:`nbchat.core.ranking.fuse`. Only vectors of the
+asked embedding model are used; with none (no embeddings server, or nothing embedded
+yet) the search is word-based alone. A word hit shares a topic word (not a stopword)
+with the query; a message found by meaning alone must reach the caller's cosine floor,
+since the fused score has no absolute scale.
 
 :class:`VectorIndex` loads the vectors of one model into one numpy matrix once and then
 only appends the rows stored since (the ``embeddings`` ids only grow), so a query never
-rereads the table.
+rereads the table. It lives inside :class:`~nbchat.core.sqlite_store.SqliteStore`: no
+caller loads vectors.
 """
 
 from __future__ import annotations
 
-import re
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from nbchat.core.ranking import RRF_K, fuse, query_terms
+from nbchat.core.store import Hit, SearchFilter
+
 __all__ = [
-    "Hit",
-    "SearchFilter",
     "VectorIndex",
     "search_messages",
     "browse_messages",
     "hits_by_id",
     "lexical_ranking",
-    "query_terms",
-    "RRF_K",
+    "filter_sql",
+    "vector_to_blob",
+    "blob_to_vector",
 ]
 
-RRF_K = 60
 LOAD_BATCH_ROWS = 4096
 BLAS_MIN_ROWS = 50_000
 CANDIDATES_MIN = 50
-_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
-
-# Words that carry no topic: left out of the word query (the vector query keeps them).
-STOPWORDS = frozenset(
-    """
-    a about above after again all also am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for
-    from further had has have having he her here hers him his how i if in into is it its
-    itself just me more most my no nor not now of off on once only or other our ours out
-    over own same she should so some such than that the their theirs them then there these
-    they this those through to too under until up very was we were what when where which
-    while who whom why will with would you your yours yourself yourselves s t don ll re ve
-    d m o y ain aren couldn didn doesn hadn hasn haven isn ma mightn mustn needn shan
-    shouldn wasn weren won wouldn please tell let know think want like get got say said
-    """.split()
-)
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One past message found by a search, with where and when it was said."""
+def vector_to_blob(vector: Any) -> bytes:
+    """A vector as stored: little-endian float32."""
+    import numpy as np
 
-    message_id: int
-    session_id: str
-    session_title: str
-    seq: int
-    role: str
-    content: str
-    created: float
-    score: float
-    lexical_rank: int | None = None
-    vector_rank: int | None = None
-    similarity: float | None = None
-
-    def snippet(self, terms: Sequence[str] = (), width_chars: int = 200) -> str:
-        """A one-line excerpt around the first query word found, else the start."""
-        text = " ".join(self.content.split())
-        if len(text) <= width_chars:
-            return text
-        lowered = text.lower()
-        at = -1
-        for term in terms:
-            at = lowered.find(term.lower())
-            if at >= 0:
-                break
-        start = max(0, at - width_chars // 3) if at >= 0 else 0
-        end = min(len(text), start + width_chars)
-        start = max(0, end - width_chars)
-        piece = text[start:end]
-        return ("…" if start else "") + piece + ("…" if end < len(text) else "")
+    return bytes(np.asarray(vector, dtype="<f4").tobytes())
 
 
-@dataclass(frozen=True)
-class SearchFilter:
-    """Which messages a search may return.
+def blob_to_vector(blob: bytes) -> Any:
+    import numpy as np
 
-    ``session_id`` keeps one session; ``exclude_session_id`` leaves one out; ``since`` and
-    ``until`` bound the time the message was stored (Unix seconds, ``until`` exclusive);
-    ``exclude_message_ids`` leaves out messages (those already in the prompt, say);
-    ``notebook`` keeps the sessions of one notebook.
-    """
-
-    session_id: str | None = None
-    notebook: str | None = None
-    exclude_session_id: str | None = None
-    since: float | None = None
-    until: float | None = None
-    exclude_message_ids: frozenset[int] = field(default_factory=frozenset)
-
-    def where(self, alias: str = "m") -> tuple[str, list[Any]]:
-        """The SQL conditions on the messages table (``alias``) and their parameters."""
-        conditions: list[str] = []
-        params: list[Any] = []
-        if self.session_id is not None:
-            conditions.append(f"{alias}.session_id = ?")
-            params.append(self.session_id)
-        if self.notebook is not None:
-            conditions.append(
-                f"{alias}.session_id IN (SELECT id FROM sessions WHERE notebook = ?)"
-            )
-            params.append(self.notebook)
-        if self.exclude_session_id is not None:
-            conditions.append(f"{alias}.session_id != ?")
-            params.append(self.exclude_session_id)
-        if self.since is not None:
-            conditions.append(f"{alias}.created >= ?")
-            params.append(self.since)
-        if self.until is not None:
-            conditions.append(f"{alias}.created < ?")
-            params.append(self.until)
-        return (" AND ".join(conditions) or "1"), params
+    return np.frombuffer(blob, dtype="<f4")
 
 
-def query_terms(text: str) -> list[str]:
-    """The topic words of ``text``, lower-case, without stopwords, in order, once each."""
-    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
-    kept = [w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
-    return list(dict.fromkeys(kept))
+def filter_sql(search_filter: SearchFilter, alias: str = "m") -> tuple[str, list[Any]]:
+    """The SQL conditions of ``search_filter`` on the messages table (``alias``)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if search_filter.session_id is not None:
+        conditions.append(f"{alias}.session_id = ?")
+        params.append(search_filter.session_id)
+    if search_filter.notebook is not None:
+        conditions.append(f"{alias}.session_id IN (SELECT id FROM sessions WHERE notebook = ?)")
+        params.append(search_filter.notebook)
+    if search_filter.exclude_session_id is not None:
+        conditions.append(f"{alias}.session_id != ?")
+        params.append(search_filter.exclude_session_id)
+    if search_filter.since is not None:
+        conditions.append(f"{alias}.created >= ?")
+        params.append(search_filter.since)
+    if search_filter.until is not None:
+        conditions.append(f"{alias}.created < ?")
+        params.append(search_filter.until)
+    return (" AND ".join(conditions) or "1"), params
 
 
 class VectorIndex:
@@ -170,8 +106,6 @@ class VectorIndex:
 
     def refresh(self, connection: sqlite3.Connection, lock: Any = None) -> int:
         """Load the rows added since the last refresh; return how many."""
-        import contextlib
-
         sql = (
             "SELECT e.id, e.message_id, e.dim, e.vector, m.created, m.session_id "
             "FROM embeddings e JOIN messages m ON m.id = e.message_id "
@@ -220,7 +154,7 @@ class VectorIndex:
         needed = self.count + len(block)
         if self._matrix is None or needed > len(self._matrix):
             capacity = max(needed, 2 * (len(self._matrix) if self._matrix is not None else 0), 256)
-            grown = (
+            grown: tuple[Any, Any, Any, Any] = (
                 np.empty((capacity, block.shape[1]), dtype=np.float32),
                 np.empty(capacity, dtype=np.int64),
                 np.empty(capacity, dtype=np.float64),
@@ -332,7 +266,7 @@ def lexical_ranking(
     """Messages matching any of ``terms``, best BM25 first, as (message id, bm25)."""
     if not terms:
         return []
-    where, params = search_filter.where("m")
+    where, params = filter_sql(search_filter, "m")
     excluded = search_filter.exclude_message_ids
     if _has_fts(connection):
         match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
@@ -387,8 +321,6 @@ def search_messages(
     at which a message the words did not find is a hit: below it, the vectors only
     order the word hits. ``lock`` guards ``connection`` when it is shared between threads.
     """
-    import contextlib
-
     search_filter = search_filter or SearchFilter()
     guard = lock if lock is not None else contextlib.nullcontext()
     candidates = max(CANDIDATES_MIN, limit * 4)
@@ -410,36 +342,26 @@ def search_messages(
                 for message_id, similarity in vector
                 if similarity >= cosine_floor or message_id in found_by_words
             ]
-    scores: dict[int, float] = {}
-    lexical_ranks: dict[int, int] = {}
-    vector_ranks: dict[int, tuple[int, float]] = {}
-    for rank, (message_id, _) in enumerate(lexical, start=1):
-        scores[message_id] = scores.get(message_id, 0.0) + 1.0 / (RRF_K + rank)
-        lexical_ranks[message_id] = rank
-    for rank, (message_id, similarity) in enumerate(vector, start=1):
-        scores[message_id] = scores.get(message_id, 0.0) + 1.0 / (RRF_K + rank)
-        vector_ranks[message_id] = (rank, similarity)
-    ordered = sorted(scores, key=lambda i: (-scores[i], -i))
-    rows = _messages_by_id(connection, ordered[: limit * 2], lock)
+    fused = fuse(lexical, vector)
+    rows = _messages_by_id(connection, [f.message_id for f in fused[: limit * 2]], lock)
     hits: list[Hit] = []
-    for message_id in ordered:
-        row = rows.get(message_id)
+    for place in fused:
+        row = rows.get(place.message_id)
         if row is None:
             continue  # deleted since it was indexed, or beyond the first slice
-        rank_sim = vector_ranks.get(message_id)
         hits.append(
             Hit(
-                message_id=message_id,
+                message_id=place.message_id,
                 session_id=row["session_id"],
                 session_title=row["title"] or "",
                 seq=int(row["seq"]),
                 role=row["role"],
                 content=row["content"],
                 created=float(row["created"]),
-                score=scores[message_id],
-                lexical_rank=lexical_ranks.get(message_id),
-                vector_rank=rank_sim[0] if rank_sim else None,
-                similarity=rank_sim[1] if rank_sim else None,
+                score=place.score,
+                lexical_rank=place.lexical_rank,
+                vector_rank=place.vector_rank,
+                similarity=place.similarity,
             )
         )
         if len(hits) >= limit:
@@ -458,9 +380,7 @@ def browse_messages(
 
     Answers "what did we discuss yesterday?", where the time is the whole question.
     """
-    import contextlib
-
-    where, params = search_filter.where("m")
+    where, params = filter_sql(search_filter, "m")
     excluded = search_filter.exclude_message_ids
     sql = (
         "SELECT m.id FROM messages m WHERE m.content != '' AND " + where
@@ -497,16 +417,15 @@ def hits_by_id(connection: sqlite3.Connection, ids: Sequence[int], lock: Any = N
 def _ids(connection: sqlite3.Connection, search_filter: SearchFilter) -> Any:
     import numpy as np
 
-    where, params = search_filter.where("m")
+    where, params = filter_sql(search_filter, "m")
     rows = connection.execute(f"SELECT m.id FROM messages m WHERE {where}", params).fetchall()
     return np.fromiter((int(r[0]) for r in rows), dtype=np.int64, count=len(rows))
 
 
 def _messages_by_id(
     connection: sqlite3.Connection, ids: Iterable[int], lock: Any
-) -> dict[int, sqlite3.Row]:
-    import contextlib
-
+) -> dict[int, dict[str, Any]]:
+    """The messages ``ids`` with their session's title, by id (whatever the row factory)."""
     wanted = list(ids)
     if not wanted:
         return {}
@@ -515,11 +434,7 @@ def _messages_by_id(
         "SELECT m.id, m.session_id, m.seq, m.role, m.content, m.created, s.title "
         f"FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id IN ({marks})"
     )
-    previous = connection.row_factory
     with lock if lock is not None else contextlib.nullcontext():
-        connection.row_factory = sqlite3.Row
-        try:
-            rows = connection.execute(sql, wanted).fetchall()
-        finally:
-            connection.row_factory = previous
-    return {int(r["id"]): r for r in rows}
+        rows = connection.execute(sql, wanted).fetchall()
+    names = ("id", "session_id", "seq", "role", "content", "created", "title")
+    return {int(r[0]): dict(zip(names, tuple(r))) for r in rows}
