@@ -189,11 +189,12 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[Any]:
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A real PostgreSQL + pgvector server for the session (see tests/pg_cluster.py)."""
     from pg_cluster import start_cluster
 
-    cluster = start_cluster()
+    # /tmp/pytest-of-<user>/pytest-<n> -> /tmp: outside the folder pytest keeps private.
+    cluster = start_cluster(tmp_path_factory.getbasetemp().parent.parent)
     try:
         yield cluster
     finally:
@@ -220,3 +221,17 @@ def pg_empty_database(pg_cluster: Any) -> Iterator[str]:
         yield name
     finally:
         pg_cluster.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path | str:
+    """This test's database, once per store: a SQLite file in ``tmp_path``, then a new
+    PostgreSQL database reached as the user ``alice``. ``NBCHAT_DB`` names it."""
+    location: Path | str = tmp_path / "nbchat.sqlite"
+    if request.param == "postgres":
+        cluster = request.getfixturevalue("pg_cluster")
+        location = cluster.url("alice", request.getfixturevalue("pg_database"))
+    monkeypatch.setenv("NBCHAT_DB", str(location))
+    return location

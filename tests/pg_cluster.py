@@ -1,8 +1,9 @@
 """A real PostgreSQL 16 + pgvector server for the tests, from the ``pgserver`` wheel.
 
 One server per test session (it starts in about a second), reached over a Unix socket
-only, in a folder of its own under the system temp folder that the session removes at
-its end. Not under pytest's ``tmp_path``: the server runs as another user, who must be
+only, in a folder of its own under the system temp folder (the one pytest's base
+folder is in, since the test run points ``TMPDIR`` inside that) that the session removes
+at its end. Not under pytest's base folder: the server runs as another user, who must be
 able to traverse the folders above its data, and every pytest start (of any run, on a
 shared machine) makes ``/tmp/pytest-of-<user>`` private again: the server would then
 lose its own files mid-run. Its roles are those of a team on JupyterHub: the
@@ -120,11 +121,11 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def start_cluster() -> PgCluster:
-    """Start a server in a new folder (removed by :meth:`PgCluster.stop`)."""
+def start_cluster(parent: Path) -> PgCluster:
+    """Start a server in a new folder under ``parent`` (removed by :meth:`PgCluster.stop`)."""
     import tempfile
 
-    folder = Path(tempfile.mkdtemp(prefix="nbchat-pg-"))
+    folder = Path(tempfile.mkdtemp(prefix="nbchat-pg-", dir=parent))
     try:
         cluster = PgCluster(folder)
     except BaseException:

@@ -132,6 +132,7 @@ def m001_core(db: Connection) -> None:
             kind TEXT NOT NULL,
             text TEXT NOT NULL,
             notes TEXT NOT NULL DEFAULT '[]',
+            sections TEXT,  -- located sections, JSON [unit, number, start, end, label]
             PRIMARY KEY (owner, sha256, extractor_version)
         );
 
