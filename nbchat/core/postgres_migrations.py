@@ -259,20 +259,36 @@ def m004_word_search(db: Connection) -> None:
     row the user may see. ``word_hits`` runs as the tables' owner (who may read every
     message, through the ``owner_reads`` policy) and keeps the rows of the connected
     role (``session_user``, which a user cannot change), so the GIN index does the work.
-    Recall searches one's own history only, never sessions shared by others.
+    A message scores the BM25 weight (``idf``, floored at a millionth as in SQLite's FTS5)
+    of each query word it holds, so a rare word outweighs any number of words found in
+    most messages, as with SQLite's BM25. Recall searches one's
+    own history only, never sessions shared by others.
     """
     _run(db, """
         CREATE POLICY owner_reads ON messages FOR SELECT TO CURRENT_USER USING (true);
         CREATE POLICY owner_reads ON sessions FOR SELECT TO CURRENT_USER USING (true);
 
         CREATE FUNCTION word_hits(
-            query tsquery, max_rows integer, only_session text, only_notebook text,
+            terms text[], max_rows integer, only_session text, only_notebook text,
             other_than_session text, since double precision, until double precision
-        ) RETURNS TABLE (id bigint, rank real)
+        ) RETURNS TABLE (id bigint, rank double precision)
         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = nbchat, pg_catalog AS $$
-            SELECT m.id, ts_rank_cd(m.words, query) AS rank
-            FROM nbchat.messages m
-            WHERE m.words @@ query AND m.owner = session_user
+            WITH mine AS (
+                SELECT count(*) AS total FROM nbchat.messages WHERE owner = session_user
+            ), weighted AS (
+                SELECT t.q, greatest(ln((mine.total - d.n + 0.5) / (d.n + 0.5)), 0.000001) AS idf
+                FROM (SELECT plainto_tsquery('english', term) AS q
+                      FROM unnest(terms) AS term) t
+                CROSS JOIN mine
+                CROSS JOIN LATERAL (
+                    SELECT count(*) AS n FROM nbchat.messages
+                    WHERE words @@ t.q AND owner = session_user
+                ) d
+                WHERE numnode(t.q) > 0
+            )
+            SELECT m.id, sum(w.idf)::double precision AS rank
+            FROM nbchat.messages m JOIN weighted w ON m.words @@ w.q
+            WHERE m.owner = session_user
               AND (only_session IS NULL OR m.session_id = only_session)
               AND (other_than_session IS NULL OR m.session_id <> other_than_session)
               AND (since IS NULL OR m.created >= since)
@@ -280,6 +296,7 @@ def m004_word_search(db: Connection) -> None:
               AND (only_notebook IS NULL OR m.session_id IN (
                     SELECT s.id FROM nbchat.sessions s
                     WHERE s.notebook = only_notebook AND s.owner = session_user))
+            GROUP BY m.id
             ORDER BY rank DESC, m.id DESC
             LIMIT max_rows
         $$;

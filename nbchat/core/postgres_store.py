@@ -558,15 +558,14 @@ class PostgresStore:
     def _word_ranking(
         self, terms: Sequence[str], search_filter: SearchFilter, limit: int
     ) -> list[tuple[int, float]]:
-        """Messages holding any of ``terms`` (stemmed), best ``ts_rank_cd`` first."""
+        """Messages holding any of ``terms`` (stemmed), the rarest words weighing most."""
         if not terms:
             return []
         excluded = search_filter.exclude_message_ids
-        tsquery = " || ".join(["plainto_tsquery('english', %s)"] * len(terms))
         rows = self._query(
-            f"SELECT id, rank FROM word_hits(({tsquery}), %s, %s, %s, %s, %s, %s)",
+            "SELECT id, rank FROM word_hits(%s::text[], %s, %s, %s, %s, %s, %s)",
             [
-                *terms, limit + len(excluded), search_filter.session_id,
+                list(terms), limit + len(excluded), search_filter.session_id,
                 search_filter.notebook, search_filter.exclude_session_id, search_filter.since,
                 search_filter.until,
             ],
