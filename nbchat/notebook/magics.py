@@ -57,6 +57,7 @@ SUBCOMMANDS = (
     "unstore",
     "forget",
     "fork",
+    "share",
     "engine",
     "widget",
     "recall",
@@ -85,6 +86,7 @@ LINE_HELP = """\
   unstore NAME                  remove a file from the file store
   forget FILE                   stop re-including a file in this session
   fork [TURN]                   a new session with this one's history up to TURN
+  share SESSION ROLE            let a group role read a session (team store only)
   engine start [--model NAME|GGUF] [--embeddings] [--ctx N]
                                 start the local llama-server and use it
   engine stop | engine status   stop the local engine / show it
@@ -462,6 +464,26 @@ class ChatMagics(Magics):
                 "turns once the history is compacted past it. To ask without it, start a new "
                 "session (`%chat new`) or use %%chat --no-history."
             )
+
+    def _share(self, client: "ChatClient", argv: list[str]) -> None:
+        if len(argv) != 2:
+            raise UsageError("Usage: %chat share SESSION ROLE (a session id or title, a group role).")
+        store = client.store
+        share = getattr(store, "share_session", None)
+        if share is None:
+            raise UsageError(
+                f"Sharing needs the team store: the database {store.location} is a SQLite "
+                "file; point NBCHAT_DB at a postgresql:// URL (see docs/team.md)."
+            )
+        session = store.get_session(argv[0])
+        if session is None:
+            raise UsageError(f"No session {argv[0]!r}: list them with `%chat sessions --all`.")
+        share(session.id, argv[1])
+        print(
+            f"Session {session.id} ({session.title or 'untitled'}) is now readable by the "
+            f"members of {argv[1]}: they open it with `%chat use {session.id}`; it stays "
+            "read-only for them."
+        )
 
     def _fork(self, client: "ChatClient", argv: list[str]) -> None:
         parser = _parser("%chat fork")
