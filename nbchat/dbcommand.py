@@ -1,7 +1,8 @@
 """``nbchat db``: set up the team store on PostgreSQL (see docs/team.md).
 
 ``nbchat db init --admin URL`` creates or upgrades the nbchat tables as the admin role
-that owns them; users' kernels never do. It is safe to run again.
+that owns them; users' kernels never do. It is safe to run again. ``nbchat db copy SRC
+DST`` copies a user's history between a SQLite file and the team store (either way).
 """
 
 from __future__ import annotations
@@ -38,6 +39,24 @@ def _db_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_copy(args: argparse.Namespace) -> int:
+    from nbchat.core.history_copy import copy_history
+    from nbchat.core.settings import database_location
+
+    counts = copy_history(
+        database_location(args.source), database_location(args.target),
+        report=lambda line: print(line, file=sys.stderr),
+    )
+    print(
+        f"nbchat: copied {counts.sessions} session(s) ({counts.new_sessions} new), "
+        f"{counts.messages} message(s), {counts.files} stored file(s), "
+        f"{counts.cache_entries} cache entries and {counts.vectors} vector(s); the source "
+        "is unchanged.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def add_db_parser(commands: Any) -> None:
     """Add ``db`` and its actions to the ``nbchat`` command's subparsers."""
     db = commands.add_parser(
@@ -65,3 +84,14 @@ def add_db_parser(commands: Any) -> None:
         "index already)",
     )
     init.set_defaults(run=_db_init)
+    copy = actions.add_parser(
+        "copy",
+        help="copy your history from one database to another (SQLite <-> team store)",
+        description="Copy every session, message, attachment record, stored file, cache "
+        "entry and embedding vector of SRC into DST, each a SQLite file or a postgresql:// "
+        "URL (on the team store, your own rows: connect as your role). SRC is only read. "
+        "Running it again adds nothing twice.",
+    )
+    copy.add_argument("source", metavar="SRC", help="the database to copy from")
+    copy.add_argument("target", metavar="DST", help="the database to copy into")
+    copy.set_defaults(run=_db_copy)

@@ -686,6 +686,70 @@ class PostgresStore:
         return len({row[0] for row in rows})
 
 
+    # -- copying a whole history (``nbchat db copy``; not part of the protocol) --------
+
+    def import_session(self, db: Any, session: Session) -> bool:
+        """Add ``session`` as it is (id, times, compaction state); False if it exists."""
+        return bool(db.execute(
+            "INSERT INTO sessions (id, title, notebook, system_prompt, model, backend, "
+            "parent_id, history_start_seq, carried_files, compactions, created, updated) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (session.id, session.title, session.notebook, session.system_prompt,
+             session.model, session.backend, session.parent_id, session.history_start_seq,
+             session.carried_files, session.compactions, session.created, session.updated),
+        ).rowcount)
+
+    def import_message(self, db: Any, message: StoredMessage) -> int:
+        """Add ``message`` with its ``seq`` and times; its id here (the existing one's if
+        the session already has that ``seq``)."""
+        db.execute(
+            "INSERT INTO messages (session_id, seq, role, content, rendered, status, "
+            "error_kind, error_message, importance, tokens, usage, timings, model, created) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
+            (message.session_id, message.seq, message.role, message.content,
+             message.rendered, message.status, message.error_kind, message.error_message,
+             message.importance, message.tokens, json.dumps(message.usage),
+             json.dumps(message.timings), message.model, message.created),
+        )
+        row = db.execute(
+            "SELECT id FROM messages WHERE session_id = %s AND seq = %s",
+            (message.session_id, message.seq),
+        ).fetchone()
+        return int(row[0])
+
+    def cached_entries(self) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """Every cache row of one's own (see the SQLite store's)."""
+        for sha, version in self._query(
+            "SELECT sha256, extractor_version FROM extracts WHERE owner = current_user"
+        ):
+            found = self.cached_extract(sha, version)
+            if found is not None:
+                yield "extract", (sha, version, found)
+        for row in self._query(
+            "SELECT path, size_bytes, mtime_ns, sha256 FROM path_hashes WHERE owner = current_user"
+        ):
+            yield "path", tuple(row)
+        for row in self._query(
+            "SELECT sha256, tokenizer, tokens FROM token_counts WHERE owner = current_user"
+        ):
+            yield "tokens", tuple(row)
+
+    def stored_vectors(self, message_ids: Sequence[int]) -> list[MessageVector]:
+        """The vectors of these messages, every model."""
+        if not message_ids:
+            return []
+        rows = self._query(
+            "SELECT message_id, model, chunk, vector FROM embeddings "
+            "WHERE owner = current_user AND message_id = ANY(%s) ORDER BY id",
+            (list(message_ids),),
+        )
+        return [
+            MessageVector(int(r[0]), str(r[1]), int(r[2]), [float(x) for x in _floats(r[3])])
+            for r in rows
+        ]
+
+
 def _filter_sql(search_filter: SearchFilter, alias: str = "m") -> tuple[str, list[Any]]:
     """The conditions of ``search_filter`` on the messages table (``alias``)."""
     conditions: list[str] = []
@@ -735,6 +799,11 @@ def _translated(url: str) -> Iterator[None]:
             f"The PostgreSQL database {redact_url(url)} failed: "
             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
         ) from exc
+
+
+def _floats(value: Any) -> Any:
+    """A stored vector's numbers (pgvector gives a ``Vector``, or an array when typed)."""
+    return value.to_list() if hasattr(value, "to_list") else value
 
 
 def _message(row: Sequence[Any]) -> StoredMessage:
