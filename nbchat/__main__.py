@@ -35,7 +35,10 @@ def _engine_start(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
     )
     print(handle.url)
-    hint = "NBCHAT_EMBEDDING_URL" if args.embeddings else "NBCHAT_BASE_URL"
+    from nbchat.core.settings import BACKEND_INFO, env_variables
+
+    llama = BACKEND_INFO["llama"]
+    hint = env_variables()["embedding_url"] if args.embeddings else llama.url_variable
     flag = " --embeddings" if args.embeddings else ""
     print(
         f"nbchat: {handle.kind} engine pid {handle.pid}; point nbchat at it with "

@@ -16,7 +16,7 @@ from nbchat.core.events import TextDelta
 from nbchat.core.settings import Settings
 from nbchat.core.turn import PreparedTurn, TurnEvent, TurnResult
 
-__all__ = ["ChatClient", "chat", "iter_chat", "dry_run", "default_client"]
+__all__ = ["ChatClient", "chat", "iter_chat", "dry_run", "default_client", "DEFAULT_WINDOW_TOKENS"]
 
 
 _DEFAULT: ChatClient | None = None

@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from nbchat.core.attachments import AttachmentSpec, FileLike, as_specs
 from nbchat.core.errors import BudgetError, ConfigError, NbChatError
 from nbchat.core.events import Backend
 from nbchat.core.settings import BACKENDS, Settings, check_turn_settings
-from nbchat.core.store import Session, Store, open_store
+from nbchat.core.storage import open_store
+from nbchat.core.store import Session, Store
 from nbchat.core.tokens import CachedCounter, EstimateCounter
 from nbchat.core.turn import (
     NewSession,
@@ -402,16 +402,18 @@ class ChatClient:
     def run(self, prepared: PreparedTurn) -> Generator[TurnEvent, None, None]:
         """Send a prepared turn: deltas and usage as they come, then the stored result.
 
-        The server's readiness is checked here, once per turn, before anything is
-        stored. Whatever stops the stream, the stored result (partial when cut short)
-        is kept in :attr:`last_result`, so a caller that was interrupted need not look
-        for it.
+        The server's readiness is checked here, once per turn, when ``run`` is called
+        (not at the first event): a server that cannot take the turn raises before
+        anything is stored or shown. Whatever stops the stream, the stored result
+        (partial when cut short) is kept in :attr:`last_result`, so a caller that was
+        interrupted need not look for it.
         """
         backend = self.backend(prepared.settings)
         self.last_result = None
-        check = getattr(backend, "check_ready", None)
-        if check is not None:
-            check()  # a dead server is reported before anything is stored
+        backend.check_ready()
+        return self._stream(prepared, backend)
+
+    def _stream(self, prepared: PreparedTurn, backend: Backend) -> Generator[TurnEvent, None, None]:
         events = run_turn(self.store, backend, prepared, on_stored=self._keep_result)
         resume_embeddings = self._hold_embeddings()  # the engine's CPU goes to this answer
         try:

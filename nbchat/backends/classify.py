@@ -20,7 +20,7 @@ from typing import Any
 
 from nbchat.core.errors import BackendError, redact
 from nbchat.core.events import StreamError
-from nbchat.core.settings import BACKEND_INFO
+from nbchat.core.settings import BACKEND_INFO, BackendInfo
 
 __all__ = [
     "ErrorContext",
@@ -65,7 +65,7 @@ _CODE_KINDS = {
 class ErrorContext:
     """What a message needs to know about where an error came from.
 
-    ``backend`` is ``llama``, ``openrouter`` or ``openai`` and picks the fix hints;
+    ``backend`` names an entry of ``BACKEND_INFO``, whose hints the fixes use;
     ``server`` is how messages name the server ("OpenRouter", "llama-server at URL").
     """
 
@@ -254,18 +254,20 @@ def _describe(
 ) -> str:
     """The message for one kind: what happened, then what to do."""
     server = context.server
-    openrouter = context.backend == "openrouter"
+    info = BACKEND_INFO.get(context.backend) or BackendInfo(context.backend, "", "", "", "", "")
+    routes = info.routes_providers
     model = f"'{context.model}'" if context.model else "the requested model"
     http = f" (HTTP {status})" if status is not None else ""
     said = said.rstrip(" .")
     quoted = f": {said}" if said else ""
     if kind == "credits":
-        fix = (
-            "Add credits at https://openrouter.ai/settings/credits, or pick a free model "
-            "(an id ending in ':free') with model=… or c.NbChat.model."
-            if openrouter
-            else "Add credits or raise the quota of the account, or pick another model."
-        )
+        if info.credits_url:
+            free = f"pick a free model ({info.free_model_hint})" if info.free_model_hint else (
+                "pick another model"
+            )
+            fix = f"Add credits at {info.credits_url}, or {free} with model=… or c.NbChat.model."
+        else:
+            fix = "Add credits or raise the quota of the account, or pick another model."
         return f"{server} refused the request for lack of credits{http}{quoted}. {fix}"
     if kind == "context":
         prompt_tokens, window_tokens = _context_numbers(error)
@@ -279,8 +281,8 @@ def _describe(
             "Attach fewer or smaller files, lower the budgets (c.NbChat.attachment_budget, "
             "c.NbChat.history_files_budget), or start a new session (or use --no-history)."
         )
-        if context.backend == "llama":
-            fix += " A server started with a larger context (-c) also helps."
+        if info.context_option:
+            fix += f" A server started with a larger context ({info.context_option}) also helps."
         return f"The request to {server} is too long{http}: {size}. {fix}"
     if kind == "rate_limit":
         wait = (
@@ -288,14 +290,14 @@ def _describe(
             if retry_after is not None
             else "Wait a little and try again"
         )
-        other = ", or pick another model." if openrouter else "."
+        other = ", or pick another model." if routes else "."
         return f"{server} is limiting the request rate for {model}{http}{quoted}. {wait}{other}"
     if kind == "auth":
         return f"{server} rejected the API key{http}{quoted}. {_key_fix(context.backend)}"
     if kind == "model":
         where = (
-            "the list is at https://openrouter.ai/models"
-            if openrouter
+            f"the list is at {info.models_url}"
+            if info.models_url
             else "the server lists its models at /models"
         )
         fix = f"Pick another model with model=… or c.NbChat.model ({where})."
@@ -305,11 +307,10 @@ def _describe(
     if kind == "loading":
         return f"{server} is still loading the model{http}: try again in a few seconds."
     if kind == "upstream":
-        behind = "The model provider behind " if openrouter else ""
-        subject = f"{behind}{server}" if behind else server
+        subject = f"The model provider behind {server}" if routes else server
         return (
             f"{subject} is unavailable{http}{quoted}. Try again in a moment"
-            + (", or pick another model." if openrouter else ".")
+            + (", or pick another model." if routes else ".")
         )
     if kind == "timeout":
         return (

@@ -111,7 +111,7 @@ class LlamaServerBackend(OpenAICompatBackend):
 
     @property
     def server_label(self) -> str:
-        return f"llama-server at {self.shown_url}"
+        return f"{self.label} at {self.shown_url}"
 
     # -- readiness -------------------------------------------------------------------------
 
@@ -176,8 +176,13 @@ class LlamaServerBackend(OpenAICompatBackend):
             )
         self._healthy_until = time.monotonic() + self.health_ttl_s
 
-    def _before_request(self) -> None:
+    def health(self) -> str:
+        """``ok`` once the health check passes (it raises ``BackendError`` otherwise)."""
         self.check_ready()
+        return "ok"
+
+    def _before_request(self) -> None:
+        self.check_ready()  # free when the client checked just before (health_ttl_s)
 
     def _chat_body(
         self,

@@ -21,10 +21,13 @@ from typing import TYPE_CHECKING, Any
 from nbchat.backends.classify import ErrorContext, classify_error
 from nbchat.backends.sse import StreamDecoder, events_from_completion, iter_response_events
 from nbchat.core.errors import BackendError, BackendUnreachable, ConfigError, redact
-from nbchat.core.events import Event, Message, TokenCounter
+from nbchat.core.events import BackendDescription, Event, Message, TokenCounter
+from nbchat.core.settings import BACKEND_INFO
 
 if TYPE_CHECKING:
     import httpx
+
+    from nbchat.core.settings import BackendInfo, Settings
 
 __all__ = ["OpenAICompatBackend", "display_url"]
 
@@ -117,6 +120,22 @@ class OpenAICompatBackend:
         self._client_lock = threading.Lock()
         self._models: dict[str, int | None] | None = None
 
+    @classmethod
+    def from_settings(
+        cls, settings: "Settings", info: "BackendInfo", api_key: str | None
+    ) -> "OpenAICompatBackend":
+        """The backend an entry of ``BACKEND_INFO`` asks for (see the registry); it
+        takes the entry's name, so its label and error hints are the entry's."""
+        backend = cls(
+            settings.resolved_base_url,
+            api_key,
+            info.default_model,
+            connect_timeout=settings.connect_timeout,
+            request_timeout=settings.request_timeout,
+        )
+        backend.name = info.name
+        return backend
+
     def __repr__(self) -> str:
         key_state = "<set>" if self._api_key else "None"
         return (
@@ -127,9 +146,31 @@ class OpenAICompatBackend:
     # -- naming --------------------------------------------------------------------
 
     @property
+    def label(self) -> str:
+        """The kind of server, from its entry in ``BACKEND_INFO``."""
+        info = BACKEND_INFO.get(self.name)
+        return info.label if info is not None else self.name
+
+    @property
     def server_label(self) -> str:
         """How messages name this server."""
         return f"the server at {self.shown_url}"
+
+    def describe(self) -> BackendDescription:
+        """Where turns go: kind, name in messages, address (no credentials), model."""
+        return BackendDescription(
+            self.name, self.label, self.server_label, self.shown_url, self.default_model
+        )
+
+    def check_ready(self) -> None:
+        """Nothing to check before a turn: the request itself says what is wrong."""
+
+    def health(self) -> str:
+        """For status lines: ``ok``, or what is wrong (raises ``BackendError`` when a
+        readiness check fails). Asks the model list, without credentials."""
+        from nbchat.backends.probe import probe_url
+
+        return probe_url(self.base_url + self.models_path)
 
     def _error_context(self, model: str | None) -> ErrorContext:
         return ErrorContext(
@@ -211,10 +252,14 @@ class OpenAICompatBackend:
         url = self._url(path)
         client = self._http()
         try:
-            request = client.build_request(
-                method, url, json=json_body, headers=self._headers(),
-                **({"timeout": timeout} if timeout is not None else {}),
-            )
+            if timeout is None:
+                request = client.build_request(
+                    method, url, json=json_body, headers=self._headers()
+                )
+            else:
+                request = client.build_request(
+                    method, url, json=json_body, headers=self._headers(), timeout=timeout
+                )
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise self._bad_url() from exc
         return self._send(
@@ -288,7 +333,12 @@ class OpenAICompatBackend:
         max_tokens: int | None = None,
         temperature: float | None = None,
     ) -> Iterator[Event]:
-        """Events of one streamed answer; closing the iterator closes the response."""
+        """Events of one streamed answer; closing the iterator closes the response.
+
+        A backend used on its own (not through the client) checks readiness here; one
+        that the client has just checked trusts that check (llama-server's is kept for
+        a few seconds), so a turn asks the server once.
+        """
         self._before_request()
         model_name = model or self.default_model
         context = self._error_context(model_name)

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, ClassVar
 
 from nbchat.backends.openai_compat import OpenAICompatBackend
 from nbchat.core.errors import ConfigError
-from nbchat.core.settings import DEFAULT_OPENROUTER_MODEL, DEFAULT_OPENROUTER_URL
+from nbchat.core.settings import BACKEND_INFO, DEFAULT_OPENROUTER_MODEL, DEFAULT_OPENROUTER_URL
 
 if TYPE_CHECKING:
     import httpx
+
+    from nbchat.core.settings import BackendInfo, Settings
 
 __all__ = [
     "OpenRouterBackend",
@@ -33,7 +35,8 @@ def resolve_openrouter_key(
     call_key: str | None = None, config_key: str | None = None
 ) -> str | None:
     """The key to use: the call's, then ``OPENROUTER_API_KEY``, then the configuration's."""
-    for key in (call_key, os.environ.get("OPENROUTER_API_KEY"), config_key):
+    variable = BACKEND_INFO["openrouter"].key_variable or ""
+    for key in (call_key, os.environ.get(variable), config_key):
         if key and key.strip():
             return key.strip()
     return None
@@ -60,10 +63,8 @@ class OpenRouterBackend(OpenAICompatBackend):
     ) -> None:
         key = resolve_openrouter_key(api_key, config_api_key)
         if key is None:
-            raise ConfigError(
-                "No OpenRouter API key: set OPENROUTER_API_KEY, or c.NbChat.api_key, "
-                "or pass api_key=…"
-            )
+            hint = BACKEND_INFO["openrouter"].key_hint.replace(" or ", ", or ")
+            raise ConfigError(f"No OpenRouter API key: set {hint}, or pass api_key=…")
         super().__init__(
             base_url or DEFAULT_OPENROUTER_URL,
             key,
@@ -74,11 +75,24 @@ class OpenRouterBackend(OpenAICompatBackend):
             transport=transport,
         )
 
+    @classmethod
+    def from_settings(
+        cls, settings: "Settings", info: "BackendInfo", api_key: str | None
+    ) -> "OpenRouterBackend":
+        """The backend of the ``openrouter`` entry (the key is required)."""
+        return cls(
+            api_key,
+            base_url=settings.resolved_base_url,
+            default_model=info.default_model,
+            connect_timeout=settings.connect_timeout,
+            request_timeout=settings.request_timeout,
+        )
+
     @property
     def server_label(self) -> str:
-        if self.base_url == DEFAULT_OPENROUTER_URL:
-            return "OpenRouter"
-        return f"OpenRouter at {self.shown_url}"
+        if self.base_url == BACKEND_INFO["openrouter"].default_url:
+            return self.label
+        return f"{self.label} at {self.shown_url}"
 
     @classmethod
     def forget_model_listings(cls) -> None:

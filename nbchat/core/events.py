@@ -20,6 +20,7 @@ __all__ = [
     "StreamError",
     "Event",
     "Backend",
+    "BackendDescription",
     "TokenCounter",
     "PromptCounter",
 ]
@@ -126,6 +127,22 @@ class TokenCounter(Protocol):
     def count(self, text: str) -> int: ...
 
 
+@dataclass(frozen=True)
+class BackendDescription:
+    """Where a backend sends turns, for headers and status lines (no I/O to make).
+
+    ``label`` is the kind of server ("llama-server", "OpenRouter"); ``server`` names this
+    one in messages ("llama-server at http://127.0.0.1:8080"); ``url`` is the address
+    turns go to, without credentials; ``model`` the model sent when a turn names none.
+    """
+
+    name: str
+    label: str
+    server: str
+    url: str
+    model: str | None = None
+
+
 class PromptCounter(TokenCounter, Protocol):
     """A counter that also counts a whole prompt as its server builds it from messages
     (chat template and special tokens included); llama-server's counter is one."""
@@ -136,6 +153,9 @@ class PromptCounter(TokenCounter, Protocol):
 class Backend(Protocol):
     """A chat model server.
 
+    ``check_ready`` raises :class:`~nbchat.core.errors.BackendError` unless the server
+    can take a turn now; the client calls it once per turn, before anything is stored
+    (a backend with nothing to check does nothing). ``describe`` says where turns go.
     ``stream`` yields events and always ends with exactly one :class:`Done` or
     :class:`StreamError` (it may raise :class:`~nbchat.core.errors.BackendError` before
     the first event when the request is refused outright). Closing the iterator closes
@@ -143,6 +163,10 @@ class Backend(Protocol):
     """
 
     name: str
+
+    def check_ready(self) -> None: ...
+
+    def describe(self) -> BackendDescription: ...
 
     def stream(
         self,

@@ -17,9 +17,12 @@ The formats themselves live in :mod:`nbchat.core.extractors`, one module each.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nbchat.core.errors import AttachmentError
 
 from .extractors import problems
+from .extractors.catalog import BY_KIND
 from .extractors.files import read_path, stat_key
 from .extractors.formats import choose_kind, office_kind
 from .extractors.record import KINDS, Extracted
@@ -36,7 +39,7 @@ __all__ = [
 ]
 
 #: Part of every extraction cache key: bump it whenever any extractor's output changes.
-EXTRACTOR_VERSION = "3"
+EXTRACTOR_VERSION = "4"
 
 DEFAULT_MAX_INFLATED_BYTES = 512 * 1024 * 1024
 
@@ -85,39 +88,12 @@ def extract_bytes(
 
 
 def _extract_as(kind: str, data: bytes, name: str) -> Extracted:
-    """Run the extractor of ``kind``; each imports its library only when called."""
-    if kind == "pdf":
-        from .extractors.pdf import extract_pdf
+    """Run the extractor of ``kind`` (:data:`~nbchat.core.extractors.catalog.FORMATS`);
+    each imports its library only when called."""
+    import importlib
 
-        return extract_pdf(data, name)
-    if kind == "docx":
-        from .extractors.word import extract_docx
-
-        return extract_docx(data, name)
-    if kind == "xlsx":
-        from .extractors.excel import extract_xlsx
-
-        return extract_xlsx(data, name)
-    if kind == "pptx":
-        from .extractors.powerpoint import extract_pptx
-
-        return extract_pptx(data, name)
-    if kind in ("csv", "tsv"):
-        from .extractors.delimited import extract_delimited
-
-        return extract_delimited(data, name, kind)
-    if kind == "json":
-        from .extractors.jsondoc import extract_json
-
-        return extract_json(data, name)
-    if kind == "html":
-        from .extractors.webpage import extract_html
-
-        return extract_html(data, name)
-    if kind == "ipynb":
-        from .extractors.notebook import extract_ipynb
-
-        return extract_ipynb(data, name)
-    from .extractors.plaintext import extract_plain
-
-    return extract_plain(data, name, kind)
+    found = BY_KIND.get(kind, BY_KIND["text"])
+    module_name, function_name = found.extractor.split(":")
+    module = importlib.import_module(f"{__package__}.extractors.{module_name}")
+    extract: Callable[..., Extracted] = getattr(module, function_name)
+    return extract(data, name, kind) if found.takes_kind else extract(data, name)

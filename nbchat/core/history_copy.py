@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbchat.core.errors import StoreError
-from nbchat.core.store import open_store
+from nbchat.core.storage import open_store
 
 __all__ = ["CopyCounts", "copy_history"]
 

@@ -7,7 +7,8 @@ environment variable wins over the configuration (the environment is where keys
 normally live), and a key given with the call wins over both.
 
 :data:`BACKEND_INFO` describes each backend once (its address setting, key setting and
-variable, default model); messages and defaults elsewhere derive from it.
+variable, default model, label, class); the ``NbChat`` traits, key lookup, redaction,
+labels, error hints and the backend registry derive from it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ __all__ = [
     "BACKENDS",
     "ENV_VARIABLES",
     "KEY_VARIABLES",
+    "env_variables",
+    "key_variables",
     "default_db_path",
     "database_location",
     "DEFAULT_OPENROUTER_MODEL",
@@ -42,20 +45,37 @@ MAX_TEMPERATURE = 2.0  # the range OpenAI and OpenRouter accept: 0 to 2
 
 @dataclass(frozen=True)
 class BackendInfo:
-    """What the rest of nbchat needs to know about one backend, said once.
+    """Everything the rest of nbchat needs to know about one backend, said once.
 
-    ``url_setting`` and ``key_setting`` are names of :class:`Settings` fields (and of
-    ``NbChat`` traits); ``key_variable`` is the environment variable of the key.
-    ``default_model`` is sent when no model is set (None: the server picks).
+    ``url_setting`` and ``key_setting`` are names of :class:`Settings` fields (and of the
+    ``NbChat`` traits made from this table); ``url_variable`` and ``key_variable`` are
+    their environment variables. ``label`` is how messages and the panel name the
+    server. ``default_model`` is sent when no model is set (None: the server picks).
+    ``backend_class`` is ``"module:Class"`` of the implementation, imported only when a
+    turn needs it; the class is built by its ``from_settings`` classmethod. The key is
+    what is redacted from every output (:attr:`Settings.secrets`).
+
+    Adding a backend: its module (and its decoder if its wire format differs), and one
+    entry in :data:`BACKEND_INFO`.
     """
 
     name: str
+    label: str
+    backend_class: str
     url_setting: str
     url_variable: str
     default_url: str
     key_setting: str | None = None
     key_variable: str | None = None
     default_model: str | None = None
+    # Hints for error messages (nbchat.backends.classify): where the model list and the
+    # credits page are, what a free model's id looks like, whether many providers stand
+    # behind the server (another model may work), the server option for a larger context.
+    models_url: str | None = None
+    credits_url: str | None = None
+    free_model_hint: str | None = None
+    routes_providers: bool = False
+    context_option: str | None = None
 
     @property
     def key_hint(self) -> str:
@@ -66,36 +86,52 @@ class BackendInfo:
 
 
 BACKEND_INFO: dict[str, BackendInfo] = {
-    "llama": BackendInfo("llama", "base_url", "NBCHAT_BASE_URL", DEFAULT_LLAMA_URL),
+    "llama": BackendInfo(
+        "llama", "llama-server", "nbchat.backends.llama:LlamaServerBackend",
+        "base_url", "NBCHAT_BASE_URL", DEFAULT_LLAMA_URL, context_option="-c",
+    ),
     "openrouter": BackendInfo(
-        "openrouter", "openrouter_url", "NBCHAT_OPENROUTER_URL", DEFAULT_OPENROUTER_URL,
+        "openrouter", "OpenRouter", "nbchat.backends.openrouter:OpenRouterBackend",
+        "openrouter_url", "NBCHAT_OPENROUTER_URL", DEFAULT_OPENROUTER_URL,
         key_setting="api_key", key_variable="OPENROUTER_API_KEY",
-        default_model=DEFAULT_OPENROUTER_MODEL,
+        default_model=DEFAULT_OPENROUTER_MODEL, models_url="https://openrouter.ai/models",
+        credits_url="https://openrouter.ai/settings/credits",
+        free_model_hint="an id ending in ':free'", routes_providers=True,
     ),
     "openai": BackendInfo(
-        "openai", "base_url", "NBCHAT_BASE_URL", DEFAULT_LLAMA_URL,
+        "openai", "OpenAI-compatible server", "nbchat.backends.openai_compat:OpenAICompatBackend",
+        "base_url", "NBCHAT_BASE_URL", DEFAULT_LLAMA_URL,
         key_setting="openai_api_key", key_variable="NBCHAT_OPENAI_API_KEY",
     ),
 }
-BACKENDS = tuple(BACKEND_INFO)
+# The backend names, live: a backend registered later is accepted everywhere.
+BACKENDS = BACKEND_INFO.keys()
 
-# Each key's environment variable, by field name: it wins over the configuration.
-KEY_VARIABLES = {
-    info.key_setting: info.key_variable
-    for info in BACKEND_INFO.values()
-    if info.key_setting and info.key_variable
-}
 
-# Settings read from the environment, by field name.
-ENV_VARIABLES = {
+def key_variables() -> dict[str, str]:
+    """Each key setting's environment variable (it wins over the configuration)."""
+    return {
+        info.key_setting: info.key_variable
+        for info in BACKEND_INFO.values()
+        if info.key_setting and info.key_variable
+    }
+
+
+def env_variables() -> dict[str, str]:
+    """Settings read from the environment, by field name (keys included)."""
+    urls = {info.url_setting: info.url_variable for info in BACKEND_INFO.values()}
+    return {**_PLAIN_ENV_VARIABLES, **urls, **key_variables()}
+
+
+_PLAIN_ENV_VARIABLES = {
     "backend": "NBCHAT_BACKEND",
     "model": "NBCHAT_MODEL",
-    "base_url": "NBCHAT_BASE_URL",
-    "openrouter_url": "NBCHAT_OPENROUTER_URL",
     "embedding_url": "NBCHAT_EMBEDDING_URL",
     "db_path": "NBCHAT_DB",
-    **KEY_VARIABLES,
 }
+# Snapshots of the two functions above, for readers of the built-in table.
+KEY_VARIABLES = key_variables()
+ENV_VARIABLES = env_variables()
 
 
 def database_location(value: str | Path) -> Path | str:
@@ -158,13 +194,13 @@ class Settings:
         """
         values: dict[str, Any] = {
             name: os.environ[variable]
-            for name, variable in ENV_VARIABLES.items()
+            for name, variable in env_variables().items()
             if os.environ.get(variable)
         }
         if "db_path" in values:
             values["db_path"] = database_location(values["db_path"])
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for name, variable in KEY_VARIABLES.items():
+        for name, variable in key_variables().items():
             if os.environ.get(variable, "").strip():
                 values[name] = os.environ[variable]
         return cls(**values)
@@ -206,6 +242,20 @@ class Settings:
             if key and key.strip():
                 return str(key).strip()
         return None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every key these settings hold or can send, for redaction: each backend's key
+        setting and its variable (derived from :data:`BACKEND_INFO`, so none is missed)."""
+        found: list[str] = []
+        for info in BACKEND_INFO.values():
+            if info.key_setting is None:
+                continue
+            for value in (getattr(self, info.key_setting, None),
+                          os.environ.get(info.key_variable or "")):
+                if value and str(value).strip() and str(value) not in found:
+                    found.append(str(value))
+        return tuple(found)
 
     @property
     def resolved_base_url(self) -> str:

@@ -31,7 +31,6 @@ __all__ = [
     "lexical_ranking",
     "filter_sql",
     "vector_to_blob",
-    "blob_to_vector",
 ]
 
 LOAD_BATCH_ROWS = 4096
@@ -44,12 +43,6 @@ def vector_to_blob(vector: Any) -> bytes:
     import numpy as np
 
     return bytes(np.asarray(vector, dtype="<f4").tobytes())
-
-
-def blob_to_vector(blob: bytes) -> Any:
-    import numpy as np
-
-    return np.frombuffer(blob, dtype="<f4")
 
 
 def filter_sql(search_filter: SearchFilter, alias: str = "m") -> tuple[str, list[Any]]:

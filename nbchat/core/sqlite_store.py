@@ -293,17 +293,6 @@ class SqliteStore:
             params.append(limit)
         return [_message(r) for r in self._query(sql, params)]
 
-    def get_message(self, message_id: int) -> StoredMessage | None:
-        rows = self._query("SELECT * FROM messages WHERE id = ?", (message_id,))
-        return _message(rows[0]) if rows else None
-
-    def last_message(self, session_id: str) -> StoredMessage | None:
-        rows = self._query(
-            "SELECT * FROM messages WHERE session_id = ? ORDER BY seq DESC LIMIT 1",
-            (session_id,),
-        )
-        return _message(rows[0]) if rows else None
-
     # -- stored files -----------------------------------------------------------------
 
     def add_file(self, name: str, data: bytes, *, sha256: str, mime: str) -> StoredFile:
@@ -598,7 +587,7 @@ class SqliteStore:
 
     def stored_vectors(self, message_ids: Sequence[int]) -> list[MessageVector]:
         """The vectors of these messages, every model."""
-        from nbchat.core.sqlite_search import blob_to_vector
+        import numpy as np
 
         if not message_ids:
             return []
@@ -609,7 +598,8 @@ class SqliteStore:
             list(message_ids),
         )
         return [
-            MessageVector(int(r[0]), str(r[1]), int(r[2]), [float(x) for x in blob_to_vector(r[3])])
+            MessageVector(int(r[0]), str(r[1]), int(r[2]),
+                          [float(x) for x in np.frombuffer(r[3], dtype="<f4")])
             for r in rows
         ]
 

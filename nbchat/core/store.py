@@ -3,9 +3,9 @@
 Everything nbchat keeps between turns goes through this protocol: sessions, messages,
 stored files, attachment records, the extraction/token caches, the search over past
 messages, and their embeddings. Callers never see SQL or a database connection.
-:mod:`nbchat.core.sqlite_store` implements it on one SQLite file; a second store (a
-server database, say) is one more module implementing the same methods, plus its
-migrations.
+:mod:`nbchat.core.sqlite_store` implements it on one SQLite file, and
+:func:`nbchat.core.storage.open_store` opens it; a second store (a server database,
+say) is one more module implementing the same methods, plus its migrations.
 
 Writes that belong together happen inside one :meth:`Store.transaction`; the methods
 that write take the transaction handle it yields (an opaque token to the caller) as
@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from nbchat.core.extractors.record import Extracted
@@ -33,7 +32,6 @@ __all__ = [
     "SearchFilter",
     "MessageText",
     "MessageVector",
-    "open_store",
 ]
 
 
@@ -270,10 +268,6 @@ class Store(Protocol):
         """Messages from ``seq`` ``from_seq`` on (the last ``limit`` of them when given)."""
         ...
 
-    def get_message(self, message_id: int) -> StoredMessage | None: ...
-
-    def last_message(self, session_id: str) -> StoredMessage | None: ...
-
     # -- stored files ---------------------------------------------------------------------
 
     def add_file(self, name: str, data: bytes, *, sha256: str, mime: str) -> StoredFile:
@@ -379,16 +373,3 @@ class Store(Protocol):
     def add_vectors(self, db: Transaction, vectors: Sequence[MessageVector]) -> int:
         """Store vectors (of messages that still exist); returns how many messages got one."""
         ...
-
-
-def open_store(path: str | Path) -> Store:
-    """The store at ``path``: a ``postgresql://`` URL opens the team store (its tables
-    made beforehand by ``nbchat db init``), anything else a SQLite file (created and
-    migrated on open)."""
-    if isinstance(path, str) and path.strip().lower().startswith(("postgresql://", "postgres://")):
-        from nbchat.core.postgres_store import PostgresStore
-
-        return PostgresStore(path.strip())
-    from nbchat.core.sqlite_store import SqliteStore
-
-    return SqliteStore(path)

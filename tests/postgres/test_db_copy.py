@@ -10,7 +10,8 @@ from typing import Any
 
 from dbstate import database_state
 from nbchat.core.extractors.record import Extracted
-from nbchat.core.store import MessageVector, open_store
+from nbchat.core.storage import open_store
+from nbchat.core.store import MessageVector
 
 
 def run_nbchat(*args: str) -> subprocess.CompletedProcess[str]:

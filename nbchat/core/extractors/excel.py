@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from .record import Extracted
+from .record import Extracted, join_sections
 from .table import MAX_TABLE_ROWS, cell_text, markdown_table, rows_cut_line
 
 __all__ = ["extract_xlsx"]
@@ -67,10 +67,11 @@ def extract_xlsx(data: bytes, name: str) -> Extracted:
     values_book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     formulas_book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
     try:
-        parts: list[str] = []
+        parts: list[tuple[str, int, str, str]] = []
         notes: list[str] = []
         any_rows = False
-        for values_sheet, formulas_sheet in zip(values_book.worksheets, formulas_book.worksheets):
+        sheets = zip(values_book.worksheets, formulas_book.worksheets)
+        for number, (values_sheet, formulas_sheet) in enumerate(sheets, start=1):
             title = values_sheet.title
             hidden = " (hidden)" if values_sheet.sheet_state != "visible" else ""
             table, shown, total, formulas_shown = _sheet_table(values_sheet, formulas_sheet)
@@ -88,11 +89,13 @@ def extract_xlsx(data: bytes, name: str) -> Extracted:
                 notes.append(
                     f"sheet '{title}': {cells} no saved result, so the formula is shown"
                 )
-            parts.append(f"## Sheet: {title}{hidden}\n\n{body}")
+            parts.append(("sheet", number, title, f"## Sheet: {title}{hidden}\n\n{body}"))
         for chart in values_book.chartsheets:
             notes.append(f"chart sheet '{chart.title}' not included")
     finally:
         values_book.close()
         formulas_book.close()
-    text = "\n\n".join(parts) if any_rows else ""
-    return Extracted(text=text, kind="xlsx", notes=tuple(notes))
+    if not any_rows:
+        return Extracted(text="", kind="xlsx", notes=tuple(notes))
+    text, sections = join_sections(parts)
+    return Extracted(text=text, kind="xlsx", notes=tuple(notes), sections=sections)

@@ -12,37 +12,12 @@ import os
 import zipfile
 
 from . import problems
+from .catalog import FORMATS
 from .charset import decode_text
 
 __all__ = ["kind_from_name", "choose_kind", "extension_of", "office_kind", "LEGACY_OFFICE"]
 
-_BY_EXTENSION: dict[str, str] = {
-    ".pdf": "pdf",
-    ".docx": "docx",
-    ".docm": "docx",
-    ".dotx": "docx",
-    ".xlsx": "xlsx",
-    ".xlsm": "xlsx",
-    ".xltx": "xlsx",
-    ".pptx": "pptx",
-    ".pptm": "pptx",
-    ".potx": "pptx",
-    ".ppsx": "pptx",
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".tab": "tsv",
-    ".json": "json",
-    ".geojson": "json",
-    ".ipynb": "ipynb",
-    ".html": "html",
-    ".htm": "html",
-    ".xhtml": "html",
-    ".md": "markdown",
-    ".markdown": "markdown",
-    ".mdx": "markdown",
-    ".rmd": "markdown",
-    ".qmd": "markdown",
-}
+_BY_EXTENSION: dict[str, str] = {ext: f.kind for f in FORMATS for ext in f.extensions}
 
 _PROSE_EXTENSIONS = {
     ".txt", ".text", ".log", ".rst", ".adoc", ".org", ".tex", ".bib", ".srt", ".vtt",

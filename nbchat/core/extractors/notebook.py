@@ -14,7 +14,7 @@ from typing import Any
 
 from . import problems
 from .plaintext import decode_or_refuse
-from .record import Extracted
+from .record import Extracted, join_sections
 
 __all__ = ["extract_ipynb", "MAX_OUTPUT_CHARS"]
 
@@ -147,8 +147,9 @@ def extract_ipynb(data: bytes, name: str) -> Extracted:
     language = _language(notebook)
     notes: list[str] = list(notes_prefix)
     counts = {"images": 0, "other": 0}
-    blocks: list[str] = []
+    located: list[tuple[str, int, str, str]] = []
     for number, cell in enumerate(cells, start=1):
+        blocks: list[str] = []
         cell_type = cell.get("cell_type")
         source = _joined(cell.get("source", cell.get("input")))
         if cell_type == "code":
@@ -164,12 +165,15 @@ def extract_ipynb(data: bytes, name: str) -> Extracted:
             blocks.append(f"{'#' * min(level, 6)} {source.strip()}")
         elif source.strip():  # markdown and raw cells
             blocks.append(source.strip("\n"))
+        if blocks:
+            located.append(("cell", number, "", "\n\n".join(blocks)))
     if counts["images"]:
         notes.append(f"{_count(counts['images'], 'image output')} not included")
     if counts["other"]:
         other = _count(counts["other"], "rich output")
         notes.append(f"{other} (widgets and the like) not included")
-    return Extracted(text="\n\n".join(blocks), kind="ipynb", notes=tuple(notes))
+    joined, sections = join_sections(located)
+    return Extracted(text=joined, kind="ipynb", notes=tuple(notes), sections=sections)
 
 
 def _count(number: int, thing: str) -> str:

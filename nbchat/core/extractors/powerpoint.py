@@ -11,7 +11,7 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .record import Extracted
+from .record import Extracted, join_sections
 from .table import markdown_table
 
 __all__ = ["extract_pptx"]
@@ -73,7 +73,7 @@ def extract_pptx(data: bytes, name: str) -> Extracted:
     from pptx.enum.shapes import MSO_SHAPE_TYPE
 
     presentation = _open(data)
-    parts: list[str] = []
+    parts: list[tuple[str, int, str, str]] = []
     pictures = 0
     charts = 0
     has_text = False
@@ -105,11 +105,13 @@ def extract_pptx(data: bytes, name: str) -> Extracted:
             if notes_text:
                 blocks.append(f"Notes:\n{notes_text}")
                 has_text = True
-        parts.append("\n\n".join(blocks))
+        parts.append(("slide", number, title, "\n\n".join(blocks)))
     notes = []
     if pictures:
         notes.append(f"{pictures} picture{'s' if pictures != 1 else ''} not included")
     if charts:
         notes.append(f"{charts} chart{'s' if charts != 1 else ''} not included")
-    text = "\n\n".join(parts) if has_text else ""
-    return Extracted(text=text, kind="pptx", notes=tuple(notes))
+    if not has_text:
+        return Extracted(text="", kind="pptx", notes=tuple(notes))
+    text, sections = join_sections(parts)
+    return Extracted(text=text, kind="pptx", notes=tuple(notes), sections=sections)

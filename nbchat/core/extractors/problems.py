@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from nbchat.core.errors import AttachmentError
 
+from .catalog import FORMATS
+
 __all__ = [
     "FORMAT_LABELS",
     "SUPPORTED_SUMMARY",
@@ -30,20 +32,7 @@ __all__ = [
 ]
 
 #: How each kind is called in messages.
-FORMAT_LABELS = {
-    "pdf": "PDF",
-    "docx": "DOCX (Word)",
-    "xlsx": "XLSX (Excel)",
-    "pptx": "PPTX (PowerPoint)",
-    "csv": "CSV",
-    "tsv": "TSV",
-    "json": "JSON",
-    "html": "HTML",
-    "markdown": "Markdown",
-    "text": "text",
-    "code": "source code",
-    "ipynb": "Jupyter notebook (.ipynb)",
-}
+FORMAT_LABELS = {f.kind: f.label for f in FORMATS}
 
 SUPPORTED_SUMMARY = (
     "PDF, DOCX, XLSX, PPTX, CSV, TSV, JSON, HTML, Markdown, plain text, "

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from .catalog import FORMATS
 
 __all__ = ["Extracted", "Section", "KINDS", "UNITS"]
 
 #: Every value :attr:`Extracted.kind` can take.
-KINDS = (
-    "pdf",
-    "docx",
-    "xlsx",
-    "pptx",
-    "csv",
-    "tsv",
-    "json",
-    "html",
-    "markdown",
-    "text",
-    "code",
-    "ipynb",
-)
+KINDS = tuple(f.kind for f in FORMATS)
 
 
 #: Every value :attr:`Section.unit` can take.
@@ -51,13 +40,16 @@ class Extracted:
     ``notes`` say what the text does not carry (images, rows past a cap, bytes that
     could not be decoded), so that nothing is dropped without the user being told.
     ``sections`` locate the pages, sheets, slides or cells inside ``text`` (empty for
-    formats without such units: the text is then one piece).
+    formats without such units: the text is then one piece); they take no part in
+    equality, which is about what the model is sent.
     """
 
     text: str
     kind: str
     notes: tuple[str, ...] = ()
-    sections: tuple[Section, ...] = ()
+    # Where the units sit, not what is sent: two extractions with the same text, kind
+    # and notes are equal.
+    sections: tuple[Section, ...] = field(default=(), compare=False)
 
     def section_text(self, section: Section) -> str:
         return self.text[section.start : section.end]
