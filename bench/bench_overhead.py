@@ -23,6 +23,11 @@ in the number of earlier files.
 
     python bench/bench_overhead.py [--turns 10,100,1000] [--files 0,5,20] [--runs 20]
     python bench/bench_overhead.py --profile    # cProfile of the largest cell's turns
+    python bench/bench_overhead.py --store postgres   # the team store (a pgserver server)
+
+With ``--store postgres`` each cell gets a new PostgreSQL database (the nbchat tables
+made by ``nbchat db init``), reached as a user role over a Unix socket, on a server from
+the pgserver wheel that the benchmark starts and removes.
 """
 
 from __future__ import annotations
@@ -223,7 +228,7 @@ class CellRun:
     :meth:`turn` then times one more turn and the bare request that follows it.
     """
 
-    def __init__(self, turns: int, files: list[Path], folder: Path) -> None:
+    def __init__(self, turns: int, files: list[Path], folder: Path, cluster: Any = None) -> None:
         import httpx
 
         from nbchat.api import ChatClient
@@ -237,7 +242,11 @@ class CellRun:
             default=sse.answer(" ".join(words), piece_chars=8), n_ctx=WINDOW_TOKENS
         ).start()
         self.http = httpx.Client(timeout=60)
-        db_path = folder / f"overhead-{turns}-{len(files)}.sqlite"
+        db_path: Path | str = folder / f"overhead-{turns}-{len(files)}.sqlite"
+        if cluster is not None:
+            from pg_cluster import TEMPLATE
+
+            db_path = cluster.url("alice", cluster.create_database(template=TEMPLATE))
         self.settings = Settings(
             backend="llama", base_url=self.server.url, db_path=db_path, max_tokens=256
         )
@@ -282,11 +291,11 @@ class CellRun:
 
 def run_row(
     turns: int, file_sets: list[list[Path]], runs: int, warmup: int, folder: Path,
-    profile: Any = None,
+    profile: Any = None, cluster: Any = None,
 ) -> list[Cell]:
     """The cells of one session length, their timed turns interleaved so that the
     machine's noise falls on every file count alike. ``profile`` covers the last cell."""
-    cells = [CellRun(turns, files, folder) for files in file_sets]
+    cells = [CellRun(turns, files, folder, cluster) for files in file_sets]
     try:
         for index in range(warmup + runs):
             for position, cell in enumerate(cells):
@@ -305,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="timed turns per cell")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--pdf-bytes", type=int, default=PDF_BYTES)
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--profile", action="store_true",
                         help="profile the timed turns of the largest cell and print the top")
     args = parser.parse_args(argv)
@@ -320,16 +330,26 @@ def main(argv: list[str] | None = None) -> int:
         import cProfile
 
         profile = cProfile.Profile()
-    for turns in turn_counts:
-        file_sets = [all_files[:count] for count in file_counts]
-        largest_row = turns == max(turn_counts)
-        cells += run_row(turns, file_sets, args.runs, args.warmup, folder,
-                         profile if largest_row else None)
+    cluster = None
+    if args.store == "postgres":
+        load_test_helper("pg_cluster")
+        from pg_cluster import start_cluster
+
+        cluster = start_cluster(folder)
+    try:
+        for turns in turn_counts:
+            file_sets = [all_files[:count] for count in file_counts]
+            largest_row = turns == max(turn_counts)
+            cells += run_row(turns, file_sets, args.runs, args.warmup, folder,
+                             profile if largest_row else None, cluster)
+    finally:
+        if cluster is not None:
+            cluster.stop()
 
     summaries = [cell.summary() for cell in cells]
     print_table(
-        f"nbchat overhead per turn, ms (turn − bare request of the same body; "
-        f"{args.runs} turns per cell)",
+        f"nbchat overhead per turn on {args.store}, ms (turn − bare request of the same "
+        f"body; {args.runs} turns per cell)",
         ["turns", "files", "p50", "p95", "turn p50", "bare p50", "prepare p50", "body KB",
          "1st turn ms"],
         [[s["turns"], s["files"], s["overhead_p50_ms"], s["overhead_p95_ms"], s["turn_p50_ms"],
@@ -359,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         "overhead",
         {
             "runs": args.runs,
+            "store": args.store,
             "target_p50_ms": TARGET_P50_MS,
             "largest": {"turns": largest["turns"], "files": largest["files"],
                         "overhead_p50_ms": largest["overhead_p50_ms"]},

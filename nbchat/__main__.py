@@ -1,4 +1,5 @@
-"""The ``nbchat`` command line: ``nbchat demo`` and ``nbchat engine start|stop|status|models|serve``.
+"""The ``nbchat`` command line: ``nbchat demo``, ``nbchat engine start|stop|status|models|serve``
+and ``nbchat db init`` (the team store, in :mod:`nbchat.dbcommand`).
 
 ``nbchat --help`` and ``nbchat engine --help`` are its documentation.
 """
@@ -265,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_serve_arguments(serve)
     serve.set_defaults(run=_engine_serve)
+
+    from nbchat.dbcommand import add_db_parser
+
+    add_db_parser(commands)
     return parser
 
 

@@ -22,7 +22,7 @@ __all__ = ["ChatClient", "chat", "iter_chat", "dry_run", "default_client", "DEFA
 _DEFAULT: ChatClient | None = None
 # Clients of the databases named by a call's ``db_path``, one per file: each keeps its
 # own current session, memory and store.
-_BY_DATABASE: dict[Path, ChatClient] = {}
+_BY_DATABASE: dict[Path | str, ChatClient] = {}
 
 
 def default_client() -> ChatClient:

@@ -63,7 +63,7 @@ class ChatClient:
         # The last turn stored by :meth:`run`, partial ones (Stop, Ctrl-C) included.
         self.last_result: TurnResult | None = None
         self._store: Store | None = None
-        self._store_path: Path | None = None
+        self._store_path: Path | str | None = None
         self._memory: Memory | None = None
         self._backends: dict[tuple[str, str, str | None], Backend] = {}
         self._lock = threading.RLock()

@@ -12,6 +12,9 @@
   started once per run and stopped at its end; ``own_llama`` is a private chat server
   for one test, which that test may kill. Tests using them are marked ``server``
   automatically, so ``-m "not server"`` runs the rest.
+- The ``postgres`` tier runs against a real PostgreSQL + pgvector server from the
+  ``pgserver`` wheel (``pg_cluster``, one per run; see tests/pg_cluster.py), each test
+  on its own database (``pg_database``). Tests using it are marked ``postgres``.
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ SERVER_FIXTURES = {"llama_engine", "llama_url", "embedding_engine", "embedding_u
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if SERVER_FIXTURES & fixtures:
             item.add_marker(pytest.mark.server)
+        if "pg_cluster" in fixtures:
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture(scope="session")
@@ -180,3 +186,52 @@ def page(browser: Any) -> Iterator[Any]:
     opened = context.new_page()
     yield opened
     context.close()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real PostgreSQL + pgvector server for the session (see tests/pg_cluster.py)."""
+    from pg_cluster import start_cluster
+
+    # /tmp/pytest-of-<user>/pytest-<n> -> /tmp: outside the folder pytest keeps private.
+    cluster = start_cluster(tmp_path_factory.getbasetemp().parent.parent)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_database(pg_cluster: Any) -> Iterator[str]:
+    """A new database with the nbchat tables, dropped after the test (its name)."""
+    from pg_cluster import TEMPLATE
+
+    name = pg_cluster.create_database(template=TEMPLATE)
+    try:
+        yield name
+    finally:
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def pg_empty_database(pg_cluster: Any) -> Iterator[str]:
+    """A new database with only the ``vector`` extension, as a DBA hands it over."""
+    name = pg_cluster.create_database()
+    try:
+        yield name
+    finally:
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path | str:
+    """This test's database, once per store: a SQLite file in ``tmp_path``, then a new
+    PostgreSQL database reached as the user ``alice``. ``NBCHAT_DB`` names it."""
+    location: Path | str = tmp_path / "nbchat.sqlite"
+    if request.param == "postgres":
+        cluster = request.getfixturevalue("pg_cluster")
+        location = cluster.url("alice", request.getfixturevalue("pg_database"))
+    monkeypatch.setenv("NBCHAT_DB", str(location))
+    return location

@@ -31,6 +31,7 @@ __all__ = [
     "env_variables",
     "key_variables",
     "default_db_path",
+    "database_location",
     "DEFAULT_OPENROUTER_MODEL",
     "MAX_TEMPERATURE",
     "check_turn_settings",
@@ -138,11 +139,25 @@ KEY_VARIABLES = key_variables()
 ENV_VARIABLES = env_variables()
 
 
-def default_db_path() -> Path:
+def database_location(value: str | Path) -> Path | str:
+    """A database setting as nbchat uses it: a ``postgresql://`` URL stays text (it
+    selects the PostgreSQL store), anything else is a SQLite file's path.
+
+    A URL that went through ``Path`` lost one slash of its ``//``: it is put back.
+    """
+    text = str(value).strip() if isinstance(value, str) else str(value)
+    for scheme in ("postgresql:", "postgres:"):
+        if text.lower().startswith(scheme + "/"):
+            rest = text[len(scheme):].lstrip("/")
+            return f"{scheme}//{rest}"
+    return Path(value).expanduser()
+
+
+def default_db_path() -> Path | str:
     """``NBCHAT_DB`` if set, else ``nbchat.sqlite`` in the platform's user data dir."""
     env = os.environ.get("NBCHAT_DB")
     if env:
-        return Path(env).expanduser()
+        return database_location(env)
     import platformdirs
 
     return Path(platformdirs.user_data_dir("nbchat")) / "nbchat.sqlite"
@@ -160,7 +175,8 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)  # OpenRouter's
     openai_api_key: str | None = field(default=None, repr=False)  # for --backend openai
     embedding_url: str | None = None
-    db_path: Path | None = None
+    # A SQLite file, or a postgresql:// URL (repr hides it: a URL may hold a password).
+    db_path: Path | str | None = field(default=None, repr=False)
     system_prompt: str = "You are a helpful assistant working inside a Jupyter notebook."
     attachment_budget: int = 64_000
     history_files_budget: int = 32_000
@@ -187,7 +203,7 @@ class Settings:
             if os.environ.get(variable)
         }
         if "db_path" in values:
-            values["db_path"] = Path(values["db_path"]).expanduser()
+            values["db_path"] = database_location(values["db_path"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         for name, variable in key_variables().items():
             if os.environ.get(variable, "").strip():
@@ -201,8 +217,11 @@ class Settings:
         )
 
     @property
-    def resolved_db_path(self) -> Path:
-        return Path(self.db_path).expanduser() if self.db_path is not None else default_db_path()
+    def resolved_db_path(self) -> Path | str:
+        """The SQLite file or the ``postgresql://`` URL of the database in use."""
+        if self.db_path is None:
+            return default_db_path()
+        return database_location(self.db_path)
 
     @property
     def info(self) -> BackendInfo | None:

@@ -542,6 +542,68 @@ class SqliteStore:
         return len({row[0] for row in rows})
 
 
+    # -- copying a whole history (``nbchat db copy``; not part of the protocol) --------
+
+    def import_session(self, db: Any, session: Session) -> bool:
+        """Add ``session`` as it is (id, times, compaction state); False if it exists."""
+        return bool(db.execute(
+            "INSERT OR IGNORE INTO sessions (id, title, notebook, system_prompt, model, "
+            "backend, parent_id, history_start_seq, carried_files, compactions, created, "
+            "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (session.id, session.title, session.notebook, session.system_prompt,
+             session.model, session.backend, session.parent_id, session.history_start_seq,
+             session.carried_files, session.compactions, session.created, session.updated),
+        ).rowcount > 0)
+
+    def import_message(self, db: Any, message: StoredMessage) -> int:
+        """Add ``message`` with its ``seq`` and times; its id here (the existing one's if
+        the session already has that ``seq``)."""
+        db.execute(
+            "INSERT OR IGNORE INTO messages (session_id, seq, role, content, rendered, "
+            "status, error_kind, error_message, importance, tokens, usage, timings, model, "
+            "created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (message.session_id, message.seq, message.role, message.content,
+             message.rendered, message.status, message.error_kind, message.error_message,
+             message.importance, message.tokens, json.dumps(message.usage),
+             json.dumps(message.timings), message.model, message.created),
+        )
+        row = db.execute(
+            "SELECT id FROM messages WHERE session_id = ? AND seq = ?",
+            (message.session_id, message.seq),
+        ).fetchone()
+        return int(row[0])
+
+    def cached_entries(self) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """Every cache row: ("extract", (sha, version, Extracted)), ("path", (path, size,
+        mtime_ns, sha)), ("tokens", (sha, tokenizer, tokens))."""
+        for row in self._query("SELECT sha256, extractor_version FROM extracts"):
+            found = self.cached_extract(row[0], row[1])
+            if found is not None:
+                yield "extract", (row[0], row[1], found)
+        for row in self._query("SELECT path, size_bytes, mtime_ns, sha256 FROM path_hashes"):
+            yield "path", tuple(row)
+        for row in self._query("SELECT sha256, tokenizer, tokens FROM token_counts"):
+            yield "tokens", tuple(row)
+
+    def stored_vectors(self, message_ids: Sequence[int]) -> list[MessageVector]:
+        """The vectors of these messages, every model."""
+        import numpy as np
+
+        if not message_ids:
+            return []
+        marks = ",".join("?" * len(message_ids))
+        rows = self._query(
+            f"SELECT message_id, model, chunk, vector FROM embeddings "
+            f"WHERE message_id IN ({marks}) ORDER BY id",
+            list(message_ids),
+        )
+        return [
+            MessageVector(int(r[0]), str(r[1]), int(r[2]),
+                          [float(x) for x in np.frombuffer(r[3], dtype="<f4")])
+            for r in rows
+        ]
+
+
 def _use_wal(db: sqlite3.Connection, timeout_s: float) -> None:
     """Switch to WAL mode. Two connections creating the file at once can make SQLite
     answer "database is locked" at once, without its busy handler: retry until the

@@ -373,4 +373,3 @@ class Store(Protocol):
     def add_vectors(self, db: Transaction, vectors: Sequence[MessageVector]) -> int:
         """Store vectors (of messages that still exist); returns how many messages got one."""
         ...
-

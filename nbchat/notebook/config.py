@@ -17,7 +17,6 @@ tracebacks print.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, cast
 
 from traitlets import Enum, Float, Int, Unicode
@@ -30,6 +29,7 @@ from nbchat.core.settings import (
     MAX_TEMPERATURE,
     BackendInfo,
     Settings,
+    database_location,
     env_variables,
     key_variables,
 )
@@ -151,8 +151,9 @@ class NbChat(Configurable):
     db_path = Unicode(
         None,
         allow_none=True,
-        help="The conversation database (SQLite). None: NBCHAT_DB, else nbchat.sqlite "
-        "in the user data folder.",
+        help="The conversation database: a SQLite file, or a postgresql:// URL for the "
+        "team store (needs nbchat[postgres]). None: NBCHAT_DB, else nbchat.sqlite in the "
+        "user data folder.",
     ).tag(config=True)
     system_prompt = Unicode(
         _DEFAULTS.system_prompt,
@@ -221,7 +222,7 @@ class NbChat(Configurable):
             key = values.pop(name)
             values[name] = str(key) if key else None  # a plain str from here on
         db_path = values.pop("db_path")
-        values["db_path"] = Path(db_path).expanduser() if db_path else None
+        values["db_path"] = database_location(db_path) if db_path else None
         return Settings.from_env(**values)
 
     def source_of(self, name: str) -> str:

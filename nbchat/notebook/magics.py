@@ -60,7 +60,7 @@ def _line_magic(name: str) -> Callable[[_F], _F]:
 # need its %%chat parser or return a display).
 SUBCOMMANDS = (
     "status", "config", "sessions", "new", "use", "history", "files", "store", "stored",
-    "unstore", "forget", "fork", "engine", "widget", "recall", "error", "code",
+    "unstore", "forget", "fork", "share", "engine", "widget", "recall", "error", "code",
 )
 
 LINE_HELP = """\
@@ -80,6 +80,7 @@ LINE_HELP = """\
   unstore NAME                  remove a file from the file store
   forget FILE                   stop re-including a file in this session
   fork [TURN]                   a new session with this one's history up to TURN
+  share SESSION ROLE            let a group role read a session (team store only)
   engine start [--model NAME|GGUF] [--embeddings] [--ctx N]
                                 start the local llama-server and use it
   engine stop | engine status   stop the local engine / show it

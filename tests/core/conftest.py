@@ -1,21 +1,26 @@
-"""Fixtures for core tests: a real store in tmp_path and settings pointing at it."""
+"""Fixtures for core tests: a real store (SQLite, then PostgreSQL) and settings naming it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from nbchat.core.settings import Settings
-from nbchat.core.sqlite_store import SqliteStore as Store
+from nbchat.core.storage import open_store
+from nbchat.core.store import Store
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator[Store]:
-    with Store(tmp_path / "nbchat.sqlite") as opened:
+def store(database: Path | str) -> Iterator[Store]:
+    opened = open_store(database)
+    try:
         yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings(db_path=tmp_path / "nbchat.sqlite", context_window=8192, max_tokens=256)
+def settings(database: Path | str) -> Settings:
+    return Settings(db_path=database, context_window=8192, max_tokens=256)

@@ -5,6 +5,7 @@ import pytest
 from nbchat.core.errors import StoreError
 from nbchat.core.migrations import MIGRATIONS
 from nbchat.core.sqlite_store import SqliteStore as Store
+from nbchat.core.storage import open_store
 
 
 def test_a_new_database_is_migrated_to_the_latest_schema_in_wal_mode(tmp_path):
@@ -18,15 +19,15 @@ def test_a_new_database_is_migrated_to_the_latest_schema_in_wal_mode(tmp_path):
     assert {"sessions", "messages", "files", "attachments", "extracts", "token_counts"} <= tables
 
 
-def test_reopening_keeps_sessions_messages_and_files(tmp_path):
-    path = tmp_path / "db.sqlite"
-    with Store(path) as store:
+def test_reopening_keeps_sessions_messages_and_files(database):
+    path = database
+    with open_store(path) as store:
         session = store.create_session(title="Budgets", notebook="a.ipynb", system_prompt="sys")
         with store.transaction() as db:
             store.add_message(db, session_id=session.id, role="user", content="q", rendered="Q")
             store.add_message(db, session_id=session.id, role="assistant", content="a", rendered="a")
         store.add_file("notes.txt", b"hello", sha256="x" * 64, mime="text/plain")
-    with Store(path) as store:
+    with open_store(path) as store:
         assert store.get_session("Budgets").id == session.id
         assert store.latest_session_for_notebook("a.ipynb").id == session.id
         messages = store.messages(session.id)
@@ -39,8 +40,8 @@ def test_reopening_keeps_sessions_messages_and_files(tmp_path):
         assert store.get_file(str(found.id)).name == "notes.txt"
 
 
-def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
-    with Store(tmp_path / "db.sqlite") as store:
+def test_a_failed_transaction_leaves_nothing_behind(database):
+    with open_store(database) as store:
         session = store.create_session(title="t")
         with pytest.raises(RuntimeError):
             with store.transaction() as db:
@@ -49,8 +50,8 @@ def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
         assert store.messages(session.id) == []
 
 
-def test_storing_a_file_twice_under_one_name_replaces_its_bytes(tmp_path):
-    with Store(tmp_path / "db.sqlite") as store:
+def test_storing_a_file_twice_under_one_name_replaces_its_bytes(database):
+    with open_store(database) as store:
         first = store.add_file("a.txt", b"one", sha256="1" * 64, mime="text/plain")
         second = store.add_file("a.txt", b"two", sha256="2" * 64, mime="text/plain")
         assert first.id == second.id
@@ -60,8 +61,8 @@ def test_storing_a_file_twice_under_one_name_replaces_its_bytes(tmp_path):
         assert store.list_files() == []
 
 
-def test_attachments_are_recorded_once_per_session_and_content(tmp_path):
-    with Store(tmp_path / "db.sqlite") as store:
+def test_attachments_are_recorded_once_per_session_and_content(database):
+    with open_store(database) as store:
         session = store.create_session()
         with store.transaction() as db:
             for _ in range(3):
@@ -91,9 +92,8 @@ def test_a_file_that_is_not_a_database_gives_a_store_error(tmp_path):
         Store(path)
 
 
-def test_history_read_again_includes_messages_another_connection_stored(tmp_path):
-    path = tmp_path / "db.sqlite"
-    with Store(path) as mine, Store(path) as theirs:
+def test_history_read_again_includes_messages_another_connection_stored(database):
+    with open_store(database) as mine, open_store(database) as theirs:
         session = mine.create_session(title="shared")
         with mine.transaction() as db:
             mine.add_message(db, session_id=session.id, role="user", content="1", rendered="1")

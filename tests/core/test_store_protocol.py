@@ -34,6 +34,19 @@ def test_the_sqlite_store_has_every_protocol_member_with_the_same_parameters():
         assert list(inspect.signature(mine).parameters) == wanted, name
 
 
+def test_the_postgres_store_has_every_protocol_member_with_the_same_parameters():
+    from nbchat.core.postgres_store import PostgresStore
+
+    for name, member in protocol_members().items():
+        mine = getattr(PostgresStore, name, None)
+        assert mine is not None, f"PostgresStore lacks {name}"
+        if isinstance(member, property):
+            assert isinstance(mine, property), name
+            continue
+        wanted = list(inspect.signature(member).parameters)  # type: ignore[arg-type]
+        assert list(inspect.signature(mine).parameters) == wanted, name
+
+
 def test_open_store_opens_the_sqlite_store_at_the_path(tmp_path):
     store = open_store(tmp_path / "chat.sqlite")
     try:

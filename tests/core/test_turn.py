@@ -13,6 +13,7 @@ from nbchat.core.sqlite_store import SqliteStore as Store
 from nbchat.core.tokens import CachedCounter, EstimateCounter
 from nbchat.core.turn import TurnResult, prepare_turn, run_turn
 
+from dbstate import database_state
 from inprocess_backend import ScriptedBackend
 
 
@@ -34,14 +35,6 @@ def write(tmp_path, name, words):
     path.write_text(name + ": " + " ".join(f"word{i}" for i in range(words)), encoding="utf-8")
     return path
 
-
-def db_bytes(path):
-    digest = hashlib.sha256()
-    for suffix in ("", "-wal"):
-        part = path.parent / (path.name + suffix)
-        if part.exists():
-            digest.update(part.read_bytes())
-    return digest.hexdigest()
 
 
 def test_each_turns_messages_are_a_prefix_of_the_next_turns(store, settings, tmp_path):
@@ -78,7 +71,7 @@ def test_a_bad_attachment_fails_the_whole_prompt_and_leaves_the_database_unchang
     backend = ScriptedBackend()
     _, first = send(store, settings, backend, "hello")
     good = write(tmp_path, "good.txt", 20)
-    before = db_bytes(store.path)
+    before = database_state(store)
     with pytest.raises(AttachmentsError) as caught:
         send(store, settings, backend, "use these",
              [path_spec(good), path_spec(tmp_path / "missing.pdf"), path_spec(tmp_path)],
@@ -88,7 +81,7 @@ def test_a_bad_attachment_fails_the_whole_prompt_and_leaves_the_database_unchang
     assert "missing.pdf" in message and str(tmp_path) in message
     assert "Traceback" not in message
     assert len(backend.requests) == 1  # nothing was sent
-    assert db_bytes(store.path) == before
+    assert database_state(store) == before
     assert len(store.messages(first.session_id)) == 2
 
 
@@ -103,7 +96,12 @@ def test_a_file_attached_again_unchanged_is_not_sent_twice(store, settings, tmp_
 
 
 def test_an_unchanged_file_is_not_read_or_parsed_again(store, settings, tmp_path, monkeypatch):
+    import nbchat.core.attachments as attachments
     import nbchat.core.extract as extract
+
+    # A fresh process: nothing read yet (the other store's run of this test read the file).
+    monkeypatch.setattr(attachments, "_MEMORY_EXTRACTS", type(attachments._MEMORY_EXTRACTS)())
+    monkeypatch.setattr(attachments, "_MEMORY_PATHS", type(attachments._MEMORY_PATHS)())
 
     calls = []
     real = extract.extract_bytes
@@ -175,10 +173,10 @@ def test_compaction_drops_old_turns_in_one_step_and_keeps_their_files(store, set
 
 
 def test_a_question_too_long_for_the_window_is_refused_before_anything_is_written(store, settings):
-    before = db_bytes(store.path)
+    before = database_state(store)
     with pytest.raises(BudgetError, match="context window"):
         send(store, settings, ScriptedBackend(), "word " * 20000, window=4096)
-    assert db_bytes(store.path) == before
+    assert database_state(store) == before
 
 
 def test_a_failed_stream_keeps_the_partial_answer_marked(store, settings):

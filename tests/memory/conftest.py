@@ -28,9 +28,10 @@ def chat_server() -> Iterator[ScriptedServer]:
 
 @pytest.fixture
 def make_client(
-    chat_server: ScriptedServer, _private_database: Path
+    chat_server: ScriptedServer, database: Path | str
 ) -> Iterator[Callable[..., ChatClient]]:
-    """Build clients on the test's database and the scripted server; closed at the end."""
+    """Build clients on the test's database (each store in turn) and the scripted server;
+    closed at the end."""
     made: list[ChatClient] = []
 
     def build(**settings: object) -> ChatClient:
@@ -38,7 +39,7 @@ def make_client(
         options: dict[str, object] = {
             "backend": "llama",
             "base_url": chat_server.url,
-            "db_path": _private_database,
+            "db_path": database,
         }
         options.update(settings)
         client = ChatClient(Settings(**options), notebook=notebook)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nbchat.core.sqlite_search import vector_to_blob
+from rawsql import execute, query
 from nbchat.memory.embed import EmbeddingClient, EmbeddingError
 from nbchat.client import memory_for
 from nbchat.notebook.recall import recall_command
@@ -29,11 +30,11 @@ def vector_rows(client, model: str | None = None) -> list[tuple[int, str, int, i
     if model is not None:
         sql += " WHERE model = ?"
         params = (model,)
-    return [tuple(r) for r in client.store.connection.execute(sql + " ORDER BY id", params)]
+    return [tuple(r) for r in query(client.store, sql + " ORDER BY id", params)]
 
 
 def message_ids(client) -> set[int]:
-    return {r[0] for r in client.store.connection.execute("SELECT id FROM messages")}
+    return {r[0] for r in query(client.store, "SELECT id FROM messages")}
 
 
 # -- against a small local embeddings server ---------------------------------------------
@@ -124,10 +125,13 @@ def test_messages_with_only_another_models_vectors_are_embedded_again(
     send(client, FACT)
     with client.store.transaction() as db:
         for message_id in message_ids(client):
-            db.execute(
+            vector = vector_to_blob([1.0, 0.0, 0.0]) if hasattr(client.store, "path") else (
+                "[1,0,0]")  # PostgreSQL's vector type reads its text form
+            execute(
+                db,
                 "INSERT INTO embeddings (message_id, model, chunk, dim, vector, created) "
                 "VALUES (?, 'retired-model', 0, 3, ?, 0)",
-                (message_id, vector_to_blob([1.0, 0.0, 0.0])),
+                (message_id, vector),
             )
     server = fake_embeddings()
     current = make_client(embedding_url=server.url)
@@ -162,7 +166,7 @@ def test_a_fact_from_one_session_is_found_from_another_by_recall_and_by_the_plan
     memory = memory_for(client)
     assert memory.wait_idle(60)
     with client.store.transaction() as db:
-        db.execute("UPDATE messages SET created = created - 86400 WHERE session_id = ?", (heron,))
+        execute(db, "UPDATE messages SET created = created - 86400 WHERE session_id = ?", (heron,))
     client.new_session("Today")
 
     listing = recall_command(client, "project Heron launch code")

@@ -15,6 +15,7 @@ import pytest
 
 from nbchat.core.layout import RECALL_HEADING
 from nbchat.core.sqlite_search import vector_to_blob
+from rawsql import query
 from nbchat.client import memory_for
 from nbchat.notebook.recall import recall_command
 
@@ -150,15 +151,13 @@ def test_the_floor_is_looked_up_by_the_stored_model_name_in_any_case():
 
 
 def message_count(client) -> int:
-    return client.store.connection.execute(
-        "SELECT COUNT(*) FROM messages WHERE content != ''"
-    ).fetchone()[0]
+    return query(client.store, "SELECT COUNT(*) FROM messages WHERE content != ''")[0][0]
 
 
 def vectors_of(client, model: str) -> int:
-    return client.store.connection.execute(
-        "SELECT COUNT(DISTINCT message_id) FROM embeddings WHERE model = ?", (model,)
-    ).fetchone()[0]
+    return query(
+        client.store, "SELECT COUNT(DISTINCT message_id) FROM embeddings WHERE model = ?", (model,)
+    )[0][0]
 
 
 def test_background_embedding_waits_while_a_turn_is_answered(make_client, fake_embeddings):

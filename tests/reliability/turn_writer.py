@@ -25,9 +25,12 @@ import time
 from pathlib import Path
 
 
-def _pause_inside_transactions(where: str, marker: Path) -> None:
+def _pause_inside_transactions(where: str, marker: Path, database: str) -> None:
     """Patch the store so the chosen transaction stops half-way, with its rows written."""
-    from nbchat.core.sqlite_store import SqliteStore as Store
+    if database.startswith("postgresql://"):
+        from nbchat.core.postgres_store import PostgresStore as Store
+    else:
+        from nbchat.core.sqlite_store import SqliteStore as Store  # type: ignore[assignment]
 
     if where == "question":
         real = Store.record_attachment
@@ -68,7 +71,7 @@ def main() -> int:
     import nbchat
 
     if args.pause_in:
-        _pause_inside_transactions(args.pause_in, Path(args.marker))
+        _pause_inside_transactions(args.pause_in, Path(args.marker), args.db)
     folder = Path(args.files) if args.files else None
     # Warm the imports up, then start together with the other writer.
     from nbchat.api import default_client

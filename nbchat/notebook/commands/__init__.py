@@ -27,6 +27,7 @@ COMMANDS: dict[str, Command] = {
     "use": sessions.use,
     "history": sessions.history,
     "fork": sessions.fork,
+    "share": sessions.share,
     "files": files.files,
     "store": files.store,
     "stored": files.stored,

@@ -1,4 +1,4 @@
-"""``%chat sessions | new | use | history | fork``: the conversations of this notebook."""
+"""``%chat sessions | new | use | history | fork | share``: the conversations of this notebook."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nbchat.notebook.text import clip, grid, status_mark, title_text, turns_text
 if TYPE_CHECKING:
     from nbchat.client import ChatClient
 
-__all__ = ["sessions", "new", "use", "history", "fork", "DEFAULT_HISTORY_TURNS"]
+__all__ = ["sessions", "new", "use", "history", "fork", "share", "DEFAULT_HISTORY_TURNS"]
 
 DEFAULT_HISTORY_TURNS = 10
 
@@ -103,4 +103,25 @@ def fork(shell: Any, client: "ChatClient", argv: list[str]) -> None:
     print(
         f"New session {session.id}{title_text(session)} with {turns_text(turns)}{origin}"
         f"{upto}; the next %%chat continues it."
+    )
+
+
+def share(shell: Any, client: "ChatClient", argv: list[str]) -> None:
+    """Let a group role read a session, read-only (the team store's ``share_session``)."""
+    if len(argv) != 2:
+        raise UsageError("Usage: %chat share SESSION ROLE (a session id or title, a group role).")
+    store = client.store
+    share_session = getattr(store, "share_session", None)
+    if share_session is None:
+        raise UsageError(
+            f"Sharing needs the team store: the database {store.location} is a SQLite "
+            "file; point NBCHAT_DB at a postgresql:// URL (see docs/team.md)."
+        )
+    session = store.get_session(argv[0])
+    if session is None:
+        raise UsageError(f"No session {argv[0]!r}: list them with `%chat sessions --all`.")
+    share_session(session.id, argv[1])
+    print(
+        f"Session {session.id}{title_text(session)} is now readable by the members of "
+        f"{argv[1]}: they open it with `%chat use {session.id}`; it stays read-only for them."
     )
