@@ -68,7 +68,10 @@ class JupyterServer:
     log_path: Path
 
     def notebook_url(self, name: str) -> str:
-        return f"{self.url}/{NOTEBOOK_PATHS[self.app]}/{name}?token={self.token}"
+        """The notebook alone: JupyterLab's ``reset`` drops the workspace an earlier test
+        left (its notebooks reopened beside this one, their panels included)."""
+        reset = "&reset" if self.app == "lab" else ""
+        return f"{self.url}/{NOTEBOOK_PATHS[self.app]}/{name}?token={self.token}{reset}"
 
     def write_notebook(self, name: str, cells: list[str]) -> Path:
         """A notebook of code cells, as Jupyter would save it."""
@@ -187,6 +190,16 @@ def jupyter_lab(
     llama_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[JupyterServer]:
     with _running_jupyter("lab", llama_url, tmp_path_factory.mktemp("jupyterlab")) as server:
+        yield server
+
+
+@pytest.fixture
+def own_jupyter_lab(llama_url: str, tmp_path: Path) -> Iterator[JupyterServer]:
+    """A JupyterLab of one test's own, for a test whose kernels and notebooks must not
+    share a server with the panel's main test (their kernels stay alive until the end)."""
+    base = tmp_path / "jupyterlab"
+    base.mkdir()
+    with _running_jupyter("lab", llama_url, base) as server:
         yield server
 
 

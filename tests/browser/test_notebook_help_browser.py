@@ -27,12 +27,12 @@ def run_cell(page: Any, index: int, keys: str = "Shift+Enter") -> None:
 
 
 def test_explain_copy_and_code_into_a_new_cell_in_jupyterlab(
-    jupyter_lab: Any, page: Any, artifacts: Path
+    own_jupyter_lab: Any, page: Any, artifacts: Path
 ) -> None:
     started = time.monotonic()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=jupyter_lab.url)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=own_jupyter_lab.url)
     with ScriptedServer() as server:
         server.add(answer(ANSWER))
         cells = [
@@ -41,8 +41,8 @@ def test_explain_copy_and_code_into_a_new_cell_in_jupyterlab(
             "%chat widget",
             "%chat code",
         ]
-        jupyter_lab.write_notebook("help.ipynb", cells)
-        page.goto(jupyter_lab.notebook_url("help.ipynb"))
+        own_jupyter_lab.write_notebook("help.ipynb", cells)
+        page.goto(own_jupyter_lab.notebook_url("help.ipynb"))
         expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=60_000)
         run_cell(page, 0)
         run_cell(page, 1)

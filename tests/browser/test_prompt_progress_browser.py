@@ -43,9 +43,9 @@ def long_notes() -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def test_the_panel_shows_prompt_progress_for_a_long_prompt_only(jupyter_lab: Any, page: Any) -> None:
-    jupyter_lab.write_notebook("progress.ipynb", [SETUP_CELL, PANEL_CELL])
-    page.goto(jupyter_lab.notebook_url("progress.ipynb"))
+def test_the_panel_shows_prompt_progress_for_a_long_prompt_only(own_jupyter_lab: Any, page: Any) -> None:
+    own_jupyter_lab.write_notebook("progress.ipynb", [SETUP_CELL, PANEL_CELL])
+    page.goto(own_jupyter_lab.notebook_url("progress.ipynb"))
     expect(page.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=60_000)
     run_cell(page, 0)
     run_cell(page, 1)

@@ -276,11 +276,17 @@ def test_the_panel_streams_stops_and_attaches_in_jupyterlab(
     panel.screenshot(path=str(artifacts / "widget-stopped.png"))
 
     # Everything is in the store, and a reloaded page draws it again from the kernel.
+    # The JupyterLab server is shared by the tier: this panel's session is the one that
+    # starts with this test's question.
+    question = "In one sentence: when is the launch?"
     with Store(jupyter_lab.db_path) as store:
-        [session] = store.list_sessions()
+        [session] = [
+            s for s in store.list_sessions()
+            if [m.content for m in store.messages(s.id)][:1] == [question]
+        ]
         stored = store.messages(session.id)
         assert [m.role for m in stored] == ["user", "assistant"] * 2
-        assert stored[0].content == "In one sentence: when is the launch?"
+        assert stored[0].content == question
         assert stored[3].status == "partial"
         assert store.get_file("notes.txt") is not None
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$")).click()

@@ -24,9 +24,22 @@ CELLS = ["%load_ext nbchat\n%config NbChat.max_tokens = 24", "%chat widget"]
 
 
 def run_all_cells(page: Any) -> None:
-    """Run → Run All Cells, from Notebook 7's menu bar."""
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    """Run → Run All Cells, from Notebook 7's menu bar, until the first cell has run.
+
+    On a loaded machine the page can show an idle kernel before the notebook is wired to
+    it, and a Run All clicked then runs nothing (every prompt stays ``[ ]:``): the click
+    is repeated, as a user would, until the first cell shows it ran.
+    """
+    ran = page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputPrompt")
+    for _ in range(5):
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        try:
+            expect(ran).to_contain_text(re.compile(r"\[(\d+|\*)\]"), timeout=15_000)
+            return
+        except AssertionError:
+            continue
+    expect(ran).to_contain_text(re.compile(r"\[(\d+|\*)\]"), timeout=1)
 
 
 def test_the_panel_answers_a_question_in_notebook_7(
