@@ -333,7 +333,7 @@ def test_the_engine_starts_a_model_by_name_and_the_probe_shows_chatml(
         "smollm2-135m-instruct", reuse=False, log_path=tmp_path / "named.log"
     )
     try:
-        assert handle.model_path == gguf_path
+        assert handle.model_path.resolve() == gguf_path.resolve()
         messages = [{"role": "user", "content": "hello"}]
         prompt = post(handle.url, "/apply-template", {"messages": messages})["prompt"]
         assert "<|im_start|>user\nhello<|im_end|>" in prompt
