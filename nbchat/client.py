@@ -20,7 +20,7 @@ from nbchat.core.errors import BudgetError, ConfigError, NbChatError
 from nbchat.core.events import Backend
 from nbchat.core.settings import BACKENDS, Settings, check_turn_settings
 from nbchat.core.storage import open_store
-from nbchat.core.store import Session, Store
+from nbchat.core.store import Session, Store, StoredFile
 from nbchat.core.tokens import CachedCounter, EstimateCounter
 from nbchat.core.turn import (
     NewSession,
@@ -188,6 +188,21 @@ class ChatClient:
         )
         self.session_id = session.id
         return session
+
+    def store_file(
+        self, name: str, data: bytes, *, mime: str | None = None
+    ) -> tuple[StoredFile, bool]:
+        """Save ``data`` in the file store as ``name`` within this client's limits, if
+        nbchat could attach it; also says whether a file of that name was replaced.
+        ``%chat store`` and the panel's uploads both come here."""
+        from nbchat.core.attachments import store_file
+
+        replaced = self.store.get_file(name) is not None
+        stored = store_file(
+            self.store, name, data, max_file_bytes=self.settings.max_file_bytes,
+            max_inflated_bytes=self.settings.max_inflated_bytes, mime=mime,
+        )
+        return stored, replaced
 
     def fork(self, upto_turn: int | None = None, title: str = "") -> Session:
         """A new session holding this one's history up to turn ``upto_turn`` (1-based)."""

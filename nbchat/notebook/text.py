@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from nbchat.core.store import Session
 
-__all__ = ["table", "grid", "clip", "size_text", "short_size_text", "turns_text", "title_text", "status_mark"]
+__all__ = [
+    "table",
+    "grid",
+    "clip",
+    "size_text",
+    "short_size_text",
+    "turns_text",
+    "title_text",
+    "status_mark",
+]
 
 
 def table(rows: Sequence[tuple[str, str]], indent: str = "") -> str:

@@ -34,7 +34,7 @@ import anywidget
 import traitlets
 
 from nbchat.client import ChatClient
-from nbchat.core.attachments import AttachmentSpec, store_file, stored_spec
+from nbchat.core.attachments import AttachmentSpec, stored_spec
 from nbchat.core.dataframe import fingerprint, is_dataframe
 from nbchat.core.errors import NbChatError
 from nbchat.core.events import PromptProgress, TextDelta
@@ -303,11 +303,8 @@ class ChatWidget(anywidget.AnyWidget):
         if not buffers:
             raise NbChatError(f"{name}: no bytes arrived from the browser; attach it again.")
         data = bytes(buffers[0])
-        settings = self.client.settings
-        stored = store_file(  # the same check, and message, as `%chat store`
-            self.client.store, name, data, max_file_bytes=settings.max_file_bytes,
-            max_inflated_bytes=settings.max_inflated_bytes, mime=str(content.get("mime") or ""),
-        )
+        # The same check, and message, as `%chat store`.
+        stored, _ = self.client.store_file(name, data, mime=str(content.get("mime") or ""))
         key = f"file:{stored.id}"
         self._files[key] = stored_spec(str(stored.id))
         detail = short_size_text(len(data))

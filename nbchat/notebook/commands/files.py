@@ -43,7 +43,6 @@ def files(shell: Any, client: "ChatClient", argv: list[str]) -> None:
 
 
 def store(shell: Any, client: "ChatClient", argv: list[str]) -> None:
-    from nbchat.core.attachments import store_file
     from nbchat.core.extract import read_path
 
     parser = make_parser("%chat store")
@@ -53,11 +52,7 @@ def store(shell: Any, client: "ChatClient", argv: list[str]) -> None:
     settings = client.settings
     data = read_path(os.path.expanduser(args.path), max_file_bytes=settings.max_file_bytes)
     name = args.name or Path(args.path).name
-    replaced = client.store.get_file(name) is not None
-    stored_file = store_file(
-        client.store, name, data, max_file_bytes=settings.max_file_bytes,
-        max_inflated_bytes=settings.max_inflated_bytes,
-    )
+    stored_file, replaced = client.store_file(name, data)
     verb = "Replaced" if replaced else "Stored"
     print(
         f"{verb} {stored_file.name} ({size_text(stored_file.size_bytes)}) as stored file "
