@@ -142,9 +142,12 @@ def load_test_helper(name: str) -> ModuleType:
 
 
 @contextmanager
-def local_engine(url: str | None = None, *, ctx_tokens: int = 8192) -> Iterator[str]:
+def local_engine(
+    url: str | None = None, *, ctx_tokens: int = 8192, model: str | None = None
+) -> Iterator[str]:
     """The URL of a llama.cpp server: ``url`` when given, else a fresh local engine
-    (the default SmolLM2-135M-Instruct, one slot, ``ctx_tokens`` context) stopped on exit."""
+    (``model``, by default SmolLM2-135M-Instruct; one slot, ``ctx_tokens`` context)
+    stopped on exit."""
     if url:
         yield url.rstrip("/")
         return
@@ -152,7 +155,7 @@ def local_engine(url: str | None = None, *, ctx_tokens: int = 8192) -> Iterator[
 
     with tempfile.TemporaryDirectory(prefix="nbchat-bench-engine-") as log_dir:
         handle = start_engine(
-            ctx_tokens=ctx_tokens, reuse=False, log_path=Path(log_dir) / "engine.log"
+            model, ctx_tokens=ctx_tokens, reuse=False, log_path=Path(log_dir) / "engine.log"
         )
         try:
             yield handle.url
