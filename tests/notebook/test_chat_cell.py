@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import re
+import signal
 import threading
 import time
 
@@ -227,15 +228,46 @@ def test_a_stream_that_breaks_keeps_the_partial_answer_and_shows_the_problem(she
     assert (stored[-1].status, stored[-1].content) == ("partial", "Half an answer")
 
 
+def interrupt_when(seen, *, signal_main_thread=False, timeout_s=60.0):
+    """Interrupt the main thread as Ctrl-C would, once ``seen()`` is true (polled).
+
+    ``signal_main_thread`` sends a real SIGINT to the main thread, which also breaks a
+    blocking socket read; otherwise ``_thread.interrupt_main`` (Python's own flag).
+    Returns the watcher, to ``join``; ``fired`` says whether it interrupted.
+    """
+    main = threading.main_thread().ident
+    stop = threading.Event()
+
+    def watch():
+        deadline = time.monotonic() + timeout_s
+        while not stop.is_set() and time.monotonic() < deadline:
+            if seen():
+                if signal_main_thread:
+                    signal.pthread_kill(main, signal.SIGINT)
+                else:
+                    _thread.interrupt_main()
+                watcher.fired = True
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.fired = False
+    watcher.stop = stop
+    watcher.start()
+    return watcher
+
+
 def test_an_interrupt_during_the_stream_keeps_the_partial_answer_and_the_shell_works(shell, server, recorder, _private_database):
     text = "".join(f"token{i} " for i in range(200))
     server.add(answer(text, piece_chars=7, pause_s=0.02))
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    timer.start()
+    recorder_drew_text = lambda: any("token0" in r.data.get("text/markdown", "") for r in recorder.updates())
+    watcher = interrupt_when(recorder_drew_text)
     try:
         shell.run_cell_magic("chat", "", "a long story please")
     finally:
-        timer.cancel()
+        watcher.stop.set()
+        watcher.join()
+    assert watcher.fired
     stored = messages_of(_private_database, shell)
     assert stored[-1].role == "assistant" and stored[-1].status == "partial"
     assert stored[-1].content and text.startswith(stored[-1].content) and stored[-1].content != text
@@ -248,6 +280,43 @@ def test_an_interrupt_during_the_stream_keeps_the_partial_answer_and_the_shell_w
     assert recorder.answer_text() == "Still here."
     sent = server.chat_requests[-1].json["messages"]
     assert sent[-2] == {"role": "assistant", "content": stored[-1].content}
+
+
+@pytest.mark.parametrize("stage", ["counting tokens", "health check", "waiting for the server"])
+def test_an_interrupt_before_the_server_has_the_question_shows_one_line_and_stores_nothing(
+    shell, server, recorder, _private_database, stage, capsys
+):
+    """Ctrl-C during preparation (a slow /tokenize), the health check or before the
+    server answered the request: one line, nothing stored, nothing raised."""
+    if stage == "counting tokens":
+        server.tokenize_delay_s = 30
+        seen = lambda: server.requests_to("/tokenize")
+    elif stage == "health check":
+        server.health_delay_s = 30
+        seen = lambda: server.requests_to("/health")
+    else:
+        server.add(answer("never shown", delay_s=30))
+        seen = lambda: server.chat_requests
+    watcher = interrupt_when(seen, signal_main_thread=True)
+    started = time.monotonic()
+    try:
+        shell.run_cell_magic("chat", "", "a question that never reaches the model")
+    finally:
+        watcher.stop.set()
+        watcher.join()
+    assert watcher.fired and time.monotonic() - started < 20  # the interrupt broke the wait
+    shown = [r for r in recorder.final_states() if r.get("text/plain")]
+    assert [r["text/plain"] for r in shown] == [
+        "⚠ Interrupted before the question was sent; nothing was stored."
+    ]
+    assert "Traceback" not in capsys.readouterr().err
+    assert row_counts(_private_database).get("messages", 0) == 0
+    # The shell and the conversation go on.
+    server.tokenize_delay_s = server.health_delay_s = 0
+    server.add(answer("Fine, now."))
+    shell.run_cell_magic("chat", "", "and now?")
+    assert recorder.answer_text() == "Fine, now."
+    assert [m.content for m in messages_of(_private_database, shell)] == ["and now?", "Fine, now."]
 
 
 class InterruptingPublisher(RecordingPublisher):
