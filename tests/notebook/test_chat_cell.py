@@ -11,6 +11,7 @@ import time
 import pytest
 from IPython.core.error import UsageError
 
+from nbchat.core.errors import BackendUnreachable
 from nbchat.core.sqlite_store import SqliteStore as Store
 from nbchat.notebook import extension
 from nbchat.notebook.render import DryRunView
@@ -199,6 +200,32 @@ def test_an_unreachable_server_fails_the_cell_and_suggests_starting_the_engine(s
         shell.run_cell_magic("chat", "", "anyone there?")
     assert recorder.records == []
     assert row_counts(_private_database).get("messages", 0) == 0
+
+
+def test_a_server_gone_within_the_health_check_cache_reads_as_not_running_and_stores_nothing(
+    shell, recorder, _private_database
+):
+    """The engine dies right after a turn: the next cell, within the 5 s its health
+    check is trusted, meets a refused connection. Same message as a failed health
+    check; the question was never sent, so nothing is stored."""
+    from nbchat.backends.llama import LlamaServerBackend
+    from sse_server import ScriptedServer
+
+    with ScriptedServer(answer("First answer.")) as server:
+        shell.run_line_magic("config", f"NbChat.base_url = {server.url!r}")
+        shell.run_line_magic("config", "NbChat.backend = 'llama'")
+        shell.run_cell_magic("chat", "", "first question")
+        url = server.url
+    # The port now refuses connections; the health check of the turn above is still trusted.
+    stored_before = messages_of(_private_database, shell)
+    with pytest.raises(UsageError) as raised:
+        shell.run_cell_magic("chat", "", "second question")
+    with pytest.raises(BackendUnreachable) as health_check:
+        LlamaServerBackend(url).check_ready()
+    assert str(raised.value) == str(health_check.value)
+    assert str(raised.value).startswith(f"No llama-server is running at {url}")
+    assert messages_of(_private_database, shell) == stored_before
+    assert [m.content for m in stored_before] == ["first question", "First answer."]
 
 
 def test_a_refused_request_fails_the_cell_with_the_servers_reason_and_no_key(shell, recorder):
