@@ -374,6 +374,48 @@ def test_an_interrupt_while_drawing_also_keeps_the_partial_answer(shell, server,
     assert server.wait_for_disconnect(timeout_s=5)
 
 
+class CtrlCInAFinalizer:
+    """An object whose finalizer is running when Ctrl-C arrives: Python runs the
+    handler there, and can only print "Exception ignored" — the interrupt is gone."""
+
+    def __del__(self):
+        _thread.interrupt_main()
+        total = 0
+        for step in range(200_000):
+            total += step
+
+
+class FinalizingPublisher(RecordingPublisher):
+    """Drops a :class:`CtrlCInAFinalizer` on the given update, as a garbage collection
+    of some library's object might happen while the answer is drawn."""
+
+    def __init__(self, on_update):
+        super().__init__()
+        self.on_update = on_update
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+        super().publish(data, metadata, transient=transient, update=update)
+        if update and len(self.updates()) == self.on_update:
+            CtrlCInAFinalizer()  # made and dropped: its __del__ runs now
+
+
+def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_answer(shell, server, _private_database, monkeypatch):
+    swallowed = []
+    monkeypatch.setattr("sys.unraisablehook", lambda unraisable: swallowed.append(unraisable.exc_type))
+    publisher = FinalizingPublisher(on_update=2)
+    shell.display_pub = publisher
+    shell.run_line_magic("config", "NbChat.stream_update_interval = 0")
+    text = "".join(f"piece{i} " for i in range(100))
+    server.add(answer(text, piece_chars=6, pause_s=0.005))
+    shell.run_cell_magic("chat", "", "go on")
+    assert swallowed == [KeyboardInterrupt]  # Python did swallow it
+    stored = messages_of(_private_database, shell)[-1]
+    assert stored.status == "partial" and stored.error_kind == "interrupted"
+    assert stored.content and text.startswith(stored.content) and stored.content != text
+    assert "partial answer (interrupted" in publisher.footer_text()
+    assert server.wait_for_disconnect(timeout_s=5)
+
+
 def test_in_the_terminal_the_answer_is_printed_as_it_arrives(shell, server, capsys):
     server.add(answer("Printed piece by piece.", piece_chars=5))
     shell.run_cell_magic("chat", "", "hi")
