@@ -24,6 +24,15 @@ from nbchat.core.turn import TurnResult, prepare_turn, run_turn
 from inprocess_backend import ScriptedBackend
 
 
+@pytest.fixture(autouse=True)
+def python_handles_ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt, as in any interactive session, even when the test
+    run was started in the background (a shell then ignores SIGINT for it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def spin() -> None:
     """Run some bytecode, during which Python delivers a pending interrupt."""
     total = 0

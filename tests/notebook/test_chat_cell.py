@@ -255,6 +255,15 @@ def test_a_stream_that_breaks_keeps_the_partial_answer_and_shows_the_problem(she
     assert (stored[-1].status, stored[-1].content) == ("partial", "Half an answer")
 
 
+@pytest.fixture
+def python_handles_ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt, as in any interactive session, even when the test
+    run was started in the background (a shell then ignores SIGINT for it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def interrupt_when(seen, *, signal_main_thread=False, timeout_s=60.0):
     """Interrupt the main thread as Ctrl-C would, once ``seen()`` is true (polled).
 
@@ -284,7 +293,7 @@ def interrupt_when(seen, *, signal_main_thread=False, timeout_s=60.0):
     return watcher
 
 
-def test_an_interrupt_during_the_stream_keeps_the_partial_answer_and_the_shell_works(shell, server, recorder, _private_database):
+def test_an_interrupt_during_the_stream_keeps_the_partial_answer_and_the_shell_works(shell, server, recorder, _private_database, python_handles_ctrl_c):
     text = "".join(f"token{i} " for i in range(200))
     server.add(answer(text, piece_chars=7, pause_s=0.02))
     recorder_drew_text = lambda: any("token0" in r.data.get("text/markdown", "") for r in recorder.updates())
@@ -311,7 +320,7 @@ def test_an_interrupt_during_the_stream_keeps_the_partial_answer_and_the_shell_w
 
 @pytest.mark.parametrize("stage", ["counting tokens", "health check", "waiting for the server"])
 def test_an_interrupt_before_the_server_has_the_question_shows_one_line_and_stores_nothing(
-    shell, server, recorder, _private_database, stage, capsys
+    shell, server, recorder, _private_database, stage, capsys, python_handles_ctrl_c
 ):
     """Ctrl-C during preparation (a slow /tokenize), the health check or before the
     server answered the request: one line, nothing stored, nothing raised."""
@@ -399,7 +408,7 @@ class FinalizingPublisher(RecordingPublisher):
             CtrlCInAFinalizer()  # made and dropped: its __del__ runs now
 
 
-def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_answer(shell, server, _private_database, monkeypatch):
+def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_answer(shell, server, _private_database, monkeypatch, python_handles_ctrl_c):
     swallowed = []
     monkeypatch.setattr("sys.unraisablehook", lambda unraisable: swallowed.append(unraisable.exc_type))
     publisher = FinalizingPublisher(on_update=2)
