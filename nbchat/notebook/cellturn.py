@@ -47,15 +47,19 @@ def run_cell_turn(shell: Any, args: "argparse.Namespace", prompt: str) -> "DryRu
     from nbchat.notebook.state import client_for
 
     with interrupt_latch():
-        client = client_for(shell)
-        before = client.last_result
+        client: ChatClient | None = None
+        before: TurnResult | None = None
         try:
+            client = client_for(shell)
+            before = client.last_result
             return _run_cell_turn(shell, client, args, prompt)
         except KeyboardInterrupt:
             with deferred_interrupts(deliver=False):
                 interrupt_handled()
-                stored = client.last_result is not before
-                _show_interrupted(shell, INTERRUPTED_AFTER_STORING if stored else INTERRUPTED_BEFORE_SENDING)
+                stored = client is not None and client.last_result is not before
+                _show_interrupted(
+                    shell, INTERRUPTED_AFTER_STORING if stored else INTERRUPTED_BEFORE_SENDING
+                )
             return None
 
 
