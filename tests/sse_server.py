@@ -451,8 +451,9 @@ class ScriptedServer:
     ``replies`` are used in order by chat-completion requests; each is a :class:`Reply`
     or a function of the :class:`RecordedRequest` returning one. When they run out,
     ``default`` answers (by default a 500 saying the script is exhausted).
-    ``health_status`` (and ``health_delay_s``, a slow health check), ``n_ctx``,
-    ``models`` and ``props`` may be changed while running.
+    ``health_status`` (and ``health_delay_s``, a slow health check),
+    ``tokenize_delay_s`` (a slow tokenizer), ``n_ctx``, ``models`` and ``props`` may be
+    changed while running.
     """
 
     def __init__(
@@ -475,6 +476,7 @@ class ScriptedServer:
         self.models = models
         self.health_status = health_status
         self.health_delay_s = health_delay_s
+        self.tokenize_delay_s = 0.0
         self.props = props
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
@@ -611,7 +613,9 @@ class ScriptedServer:
             tokens = [zlib.crc32(piece.encode("utf-8")) % 32_000 for piece in simple_tokenize(content)]
             if body.get("add_special"):
                 tokens.insert(0, SCRIPTED_BOS_TOKEN)
-            return json_reply(200, {"tokens": tokens})
+            reply = json_reply(200, {"tokens": tokens})
+            reply.delay_s = self.tokenize_delay_s
+            return reply
         if path == "/apply-template":
             messages = (request.json or {}).get("messages") or []
             return json_reply(200, {"prompt": apply_template(messages)})

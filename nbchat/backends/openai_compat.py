@@ -15,8 +15,8 @@ from __future__ import annotations
 import errno
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from nbchat.backends.classify import ErrorContext, classify_error
 from nbchat.backends.sse import StreamDecoder, events_from_completion, iter_response_events
@@ -338,7 +338,11 @@ class OpenAICompatBackend:
         max_tokens: int | None = None,
         temperature: float | None = None,
     ) -> Iterator[Event]:
-        """Events of one streamed answer; closing the iterator closes the response.
+        """Send the request; once the server has answered it, its events.
+
+        The request goes out now, not at the first ``next``: a server that cannot be
+        reached, or that refuses the request, raises here (``BackendError``), before
+        the caller stores anything. Closing the iterator closes the response.
 
         A backend used on its own (not through the client) checks readiness here; one
         that the client has just checked trusts that check (llama-server's is kept for
@@ -349,7 +353,20 @@ class OpenAICompatBackend:
         context = self._error_context(model_name)
         body = self._chat_body(messages, model_name, max_tokens, temperature)
         response = self._open_stream(body, context)
+        events = self._events_then_close(response, context)
         try:
+            next(events)  # started: closing it now runs its ``finally``
+        except BaseException:
+            response.close()
+            raise
+        return cast("Iterator[Event]", events)
+
+    def _events_then_close(
+        self, response: "httpx.Response", context: ErrorContext
+    ) -> Generator[Event | None, None, None]:
+        """The response's events, after one ``None`` that only starts the generator."""
+        try:
+            yield None
             yield from self._response_events(response, context)
         finally:
             response.close()

@@ -26,8 +26,9 @@ from nbchat.core.compaction import (
     fit_history,
     in_context_shas,
 )
-from nbchat.core.errors import BackendError, BudgetError, NbChatError
-from nbchat.core.events import Backend, Done, PromptProgress, StreamError, TextDelta, Usage
+from nbchat.core.errors import BackendError, BackendUnreachable, BudgetError, NbChatError
+from nbchat.core.events import Backend, Done, Event, PromptProgress, StreamError, TextDelta, Usage
+from nbchat.core.interrupts import deferred_interrupts, raise_if_interrupted
 from nbchat.core.layout import (
     MESSAGE_OVERHEAD_TOKENS,
     build_messages,
@@ -329,26 +330,38 @@ def run_turn(
     *,
     on_stored: Callable[[TurnResult], None] | None = None,
 ) -> Generator[TurnEvent, None, None]:
-    """Store the question, stream the answer, store it; yields deltas, prompt progress,
-    usage, then the result.
+    """Send the question, store it once the server has it, stream the answer, store it;
+    yields deltas, prompt progress, usage, then the result.
 
-    Whatever ends the stream — its end, an error, Ctrl-C in the middle of it, or the
-    caller closing this iterator — the answer received so far is stored, marked
+    The order keeps nothing for a request no server received: ``backend.stream`` sends
+    the request and returns once the server answered it (llama-server, OpenRouter and
+    the other HTTP backends), so a connection refused raises
+    :class:`~nbchat.core.errors.BackendUnreachable` here and nothing is stored. Once
+    the server has the question it is stored, with its bookkeeping, in one transaction.
+    Whatever ends the stream then — its end, an error, Ctrl-C in the middle of it, or
+    the caller closing this iterator — the answer received so far is stored, marked
     ``partial`` (or ``error`` when nothing arrived), exactly once, and ``on_stored``
-    gets its result (the only way to learn it when the iterator was closed).
+    gets its result (the only way to learn it when the iterator was closed). Ctrl-C
+    never lands inside either write (:func:`~nbchat.core.interrupts.deferred_interrupts`).
     """
     started = time.perf_counter()
-    session, _ = commit_user_turn(store, prepared)
     settings = prepared.settings
     model = settings.resolved_model  # this turn's own, never a backend's earlier one
     received: list[str] = []
     usage: Usage | None = None
     finish: str | None = None
     error: StreamError | None = None
+    session: Session | None = None  # set once the question is stored
     stored = False
 
     def store_answer(error: StreamError | None) -> TurnResult:
+        # Ctrl-C waits for the write (and its report); here it comes too late to matter.
+        with deferred_interrupts(deliver=False):
+            return _store_answer(error)
+
+    def _store_answer(error: StreamError | None) -> TurnResult:
         nonlocal stored
+        assert session is not None
         text = "".join(received)
         if error is None:
             status = "complete"
@@ -391,15 +404,26 @@ def run_turn(
             on_stored(result)
         return result
 
-    stream = None
+    stream: Iterator[Event] | None = None
     try:
-        stream = backend.stream(
-            prepared.messages,
-            model=model,
-            max_tokens=settings.max_tokens,
-            temperature=settings.temperature,
-        )
-        for event in stream:
+        raise_if_interrupted()
+        try:
+            stream = backend.stream(
+                prepared.messages,
+                model=model,
+                max_tokens=settings.max_tokens,
+                temperature=settings.temperature,
+            )
+        except BackendUnreachable:
+            raise  # no server has the question: nothing is stored, the caller says why
+        except BackendError as exc:
+            # The server refused it (a bad key, no credits...): kept, with the reason.
+            error = StreamError(exc.kind, str(exc), exc.retry_after)
+        raise_if_interrupted()
+        with deferred_interrupts():
+            session, _ = commit_user_turn(store, prepared)
+        for event in stream if stream is not None else ():
+            raise_if_interrupted()
             if isinstance(event, TextDelta):
                 received.append(event.text)
                 yield event
@@ -412,12 +436,15 @@ def run_turn(
                 finish = event.finish_reason
             elif isinstance(event, StreamError):
                 error = event
+        raise_if_interrupted()  # one swallowed on the way must not pass as a whole answer
     except BackendError as exc:
+        if session is None:
+            raise
         error = StreamError(exc.kind, str(exc), exc.retry_after)
     except BaseException:
         # Ctrl-C, a stop request (GeneratorExit) or a bug: keep what arrived, then go on.
         _close(stream)
-        if not stored:
+        if session is not None and not stored:
             store_answer(StreamError("interrupted", "The answer was interrupted."))
         raise
     finally:

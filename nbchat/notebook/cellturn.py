@@ -32,14 +32,52 @@ if TYPE_CHECKING:
 __all__ = ["run_cell_turn", "cell_settings", "raise_attachment_failures"]
 
 
+INTERRUPTED_BEFORE_SENDING = "Interrupted before the question was sent; nothing was stored."
+INTERRUPTED_AFTER_STORING = "Interrupted; the question and the answer so far are kept in the session."
+
+
 def run_cell_turn(shell: Any, args: "argparse.Namespace", prompt: str) -> "DryRunView | None":
-    """One ``%%chat`` cell: gather attachments, prepare, then show a dry run or stream."""
+    """One ``%%chat`` cell: gather attachments, prepare, then show a dry run or stream.
+
+    Ctrl-C at any stage ends the cell with one line, and no traceback: the partial
+    answer's footer while it streams, otherwise what was kept. The interrupt latch makes
+    sure none is lost on the way (see :mod:`nbchat.core.interrupts`).
+    """
+    from nbchat.core.interrupts import deferred_interrupts, interrupt_handled, interrupt_latch
     from nbchat.notebook.state import client_for
 
-    client = client_for(shell)
+    with interrupt_latch():
+        client: ChatClient | None = None
+        before: TurnResult | None = None
+        try:
+            client = client_for(shell)
+            before = client.last_result
+            return _run_cell_turn(shell, client, args, prompt)
+        except KeyboardInterrupt:
+            with deferred_interrupts(deliver=False):
+                interrupt_handled()
+                stored = client is not None and client.last_result is not before
+                _show_interrupted(
+                    shell, INTERRUPTED_AFTER_STORING if stored else INTERRUPTED_BEFORE_SENDING
+                )
+            return None
+
+
+def _show_interrupted(shell: Any, message: str) -> None:
+    from nbchat.notebook.render import AnswerView
+
+    AnswerView(shell, 0).footer("", message)
+
+
+def _run_cell_turn(
+    shell: Any, client: "ChatClient", args: "argparse.Namespace", prompt: str
+) -> "DryRunView | None":
+    from nbchat.core.interrupts import raise_if_interrupted
+
     settings = cell_settings(client.settings, args)
     with user_errors(*settings.secrets):
         specs, failures = _notebook_specs(shell, args, settings, client.notebook, prompt)
+        raise_if_interrupted()
         if args.error is not None:
             from nbchat.notebook.cells import NO_ERROR_YET, failure_spec, find_failure
 
@@ -60,6 +98,7 @@ def run_cell_turn(shell: Any, args: "argparse.Namespace", prompt: str) -> "DryRu
             recall=args.recall,
             count_prompt=args.dry_run,
         )
+        raise_if_interrupted()
         attached_now = {spec.name for spec in specs if spec.label == DATAFRAME_LABEL}
         notices = _changed_dataframe_notices(
             shell, client.store, None if args.no_history else prepared.session, attached_now
@@ -69,6 +108,7 @@ def run_cell_turn(shell: Any, args: "argparse.Namespace", prompt: str) -> "DryRu
 
             prepared.resolver.remember()
             return DryRunView(prepared, notices)
+        raise_if_interrupted()
         _send(shell, client, prepared.with_notices(notices), settings)
     return None
 
@@ -171,6 +211,7 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
     """Stream the turn into the cell's output; keep and show a partial answer on Ctrl-C."""
     from nbchat.backends.probe import served_model
     from nbchat.core.events import PromptProgress, TextDelta
+    from nbchat.core.interrupts import deferred_interrupts, interrupt_handled
     from nbchat.core.turn import TurnResult
     from nbchat.notebook.footer import footer_text
     from nbchat.notebook.render import AnswerView
@@ -194,16 +235,23 @@ def _send(shell: Any, client: "ChatClient", prepared: "PreparedTurn", settings: 
                 result = event
     except KeyboardInterrupt:
         interrupted = True
-        events.close()  # when the interrupt hit this loop, closing stores the partial answer
-        result = _interrupted_result(client)
+        interrupt_handled()
+        with deferred_interrupts(deliver=False):
+            events.close()  # when the interrupt hit this loop, closing stores the partial answer
+            result = _interrupted_result(client)
+            if result is None:
+                view.discard()
+                view.footer("", INTERRUPTED_BEFORE_SENDING)
+                return
     except BaseException:
-        events.close()
-        view.discard()
+        with deferred_interrupts(deliver=False):
+            events.close()
+            view.discard()
         raise
     if result is None:
+        # The stream ended without a result: only a bug does that.
         view.discard()
-        view.footer("", "Interrupted before the question was sent; nothing was stored.")
-        return
+        raise RuntimeError("The turn ended without storing a result.")
     remember_result(shell, result)
     if result.status == "error" and not interrupted:
         view.discard()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import _thread
 import re
+import signal
 import threading
 import time
 
 import pytest
 from IPython.core.error import UsageError
 
+from nbchat.core.errors import BackendUnreachable
 from nbchat.core.sqlite_store import SqliteStore as Store
 from nbchat.notebook import extension
 from nbchat.notebook.render import DryRunView
@@ -200,6 +202,32 @@ def test_an_unreachable_server_fails_the_cell_and_suggests_starting_the_engine(s
     assert row_counts(_private_database).get("messages", 0) == 0
 
 
+def test_a_server_gone_within_the_health_check_cache_reads_as_not_running_and_stores_nothing(
+    shell, recorder, _private_database
+):
+    """The engine dies right after a turn: the next cell, within the 5 s its health
+    check is trusted, meets a refused connection. Same message as a failed health
+    check; the question was never sent, so nothing is stored."""
+    from nbchat.backends.llama import LlamaServerBackend
+    from sse_server import ScriptedServer
+
+    with ScriptedServer(answer("First answer.")) as server:
+        shell.run_line_magic("config", f"NbChat.base_url = {server.url!r}")
+        shell.run_line_magic("config", "NbChat.backend = 'llama'")
+        shell.run_cell_magic("chat", "", "first question")
+        url = server.url
+    # The port now refuses connections; the health check of the turn above is still trusted.
+    stored_before = messages_of(_private_database, shell)
+    with pytest.raises(UsageError) as raised:
+        shell.run_cell_magic("chat", "", "second question")
+    with pytest.raises(BackendUnreachable) as health_check:
+        LlamaServerBackend(url).check_ready()
+    assert str(raised.value) == str(health_check.value)
+    assert str(raised.value).startswith(f"No llama-server is running at {url}")
+    assert messages_of(_private_database, shell) == stored_before
+    assert [m.content for m in stored_before] == ["first question", "First answer."]
+
+
 def test_a_refused_request_fails_the_cell_with_the_servers_reason_and_no_key(shell, recorder):
     key = "sk-or-v1-FAKE9999999999999999999999999999"
     from sse_server import ScriptedServer
@@ -227,15 +255,55 @@ def test_a_stream_that_breaks_keeps_the_partial_answer_and_shows_the_problem(she
     assert (stored[-1].status, stored[-1].content) == ("partial", "Half an answer")
 
 
-def test_an_interrupt_during_the_stream_keeps_the_partial_answer_and_the_shell_works(shell, server, recorder, _private_database):
+@pytest.fixture
+def python_handles_ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt, as in any interactive session, even when the test
+    run was started in the background (a shell then ignores SIGINT for it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def interrupt_when(seen, *, signal_main_thread=False, timeout_s=60.0):
+    """Interrupt the main thread as Ctrl-C would, once ``seen()`` is true (polled).
+
+    ``signal_main_thread`` sends a real SIGINT to the main thread, which also breaks a
+    blocking socket read; otherwise ``_thread.interrupt_main`` (Python's own flag).
+    Returns the watcher, to ``join``; ``fired`` says whether it interrupted.
+    """
+    main = threading.main_thread().ident
+    stop = threading.Event()
+
+    def watch():
+        deadline = time.monotonic() + timeout_s
+        while not stop.is_set() and time.monotonic() < deadline:
+            if seen():
+                if signal_main_thread:
+                    signal.pthread_kill(main, signal.SIGINT)
+                else:
+                    _thread.interrupt_main()
+                watcher.fired = True
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.fired = False
+    watcher.stop = stop
+    watcher.start()
+    return watcher
+
+
+def test_an_interrupt_during_the_stream_keeps_the_partial_answer_and_the_shell_works(shell, server, recorder, _private_database, python_handles_ctrl_c):
     text = "".join(f"token{i} " for i in range(200))
     server.add(answer(text, piece_chars=7, pause_s=0.02))
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    timer.start()
+    recorder_drew_text = lambda: any("token0" in r.data.get("text/markdown", "") for r in recorder.updates())
+    watcher = interrupt_when(recorder_drew_text)
     try:
         shell.run_cell_magic("chat", "", "a long story please")
     finally:
-        timer.cancel()
+        watcher.stop.set()
+        watcher.join()
+    assert watcher.fired
     stored = messages_of(_private_database, shell)
     assert stored[-1].role == "assistant" and stored[-1].status == "partial"
     assert stored[-1].content and text.startswith(stored[-1].content) and stored[-1].content != text
@@ -248,6 +316,43 @@ def test_an_interrupt_during_the_stream_keeps_the_partial_answer_and_the_shell_w
     assert recorder.answer_text() == "Still here."
     sent = server.chat_requests[-1].json["messages"]
     assert sent[-2] == {"role": "assistant", "content": stored[-1].content}
+
+
+@pytest.mark.parametrize("stage", ["counting tokens", "health check", "waiting for the server"])
+def test_an_interrupt_before_the_server_has_the_question_shows_one_line_and_stores_nothing(
+    shell, server, recorder, _private_database, stage, capsys, python_handles_ctrl_c
+):
+    """Ctrl-C during preparation (a slow /tokenize), the health check or before the
+    server answered the request: one line, nothing stored, nothing raised."""
+    if stage == "counting tokens":
+        server.tokenize_delay_s = 30
+        seen = lambda: server.requests_to("/tokenize")
+    elif stage == "health check":
+        server.health_delay_s = 30
+        seen = lambda: server.requests_to("/health")
+    else:
+        server.add(answer("never shown", delay_s=30))
+        seen = lambda: server.chat_requests
+    watcher = interrupt_when(seen, signal_main_thread=True)
+    started = time.monotonic()
+    try:
+        shell.run_cell_magic("chat", "", "a question that never reaches the model")
+    finally:
+        watcher.stop.set()
+        watcher.join()
+    assert watcher.fired and time.monotonic() - started < 20  # the interrupt broke the wait
+    shown = [r for r in recorder.final_states() if r.get("text/plain")]
+    assert [r["text/plain"] for r in shown] == [
+        "⚠ Interrupted before the question was sent; nothing was stored."
+    ]
+    assert "Traceback" not in capsys.readouterr().err
+    assert row_counts(_private_database).get("messages", 0) == 0
+    # The shell and the conversation go on.
+    server.tokenize_delay_s = server.health_delay_s = 0
+    server.add(answer("Fine, now."))
+    shell.run_cell_magic("chat", "", "and now?")
+    assert recorder.answer_text() == "Fine, now."
+    assert [m.content for m in messages_of(_private_database, shell)] == ["and now?", "Fine, now."]
 
 
 class InterruptingPublisher(RecordingPublisher):
@@ -274,6 +379,48 @@ def test_an_interrupt_while_drawing_also_keeps_the_partial_answer(shell, server,
     assert stored.status == "partial" and stored.content and text.startswith(stored.content)
     assert stored.content != text
     assert publisher.answer_text() == stored.content
+    assert "partial answer (interrupted" in publisher.footer_text()
+    assert server.wait_for_disconnect(timeout_s=5)
+
+
+class CtrlCInAFinalizer:
+    """An object whose finalizer is running when Ctrl-C arrives: Python runs the
+    handler there, and can only print "Exception ignored" — the interrupt is gone."""
+
+    def __del__(self):
+        _thread.interrupt_main()
+        total = 0
+        for step in range(200_000):
+            total += step
+
+
+class FinalizingPublisher(RecordingPublisher):
+    """Drops a :class:`CtrlCInAFinalizer` on the given update, as a garbage collection
+    of some library's object might happen while the answer is drawn."""
+
+    def __init__(self, on_update):
+        super().__init__()
+        self.on_update = on_update
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
+        super().publish(data, metadata, transient=transient, update=update)
+        if update and len(self.updates()) == self.on_update:
+            CtrlCInAFinalizer()  # made and dropped: its __del__ runs now
+
+
+def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_answer(shell, server, _private_database, monkeypatch, python_handles_ctrl_c):
+    swallowed = []
+    monkeypatch.setattr("sys.unraisablehook", lambda unraisable: swallowed.append(unraisable.exc_type))
+    publisher = FinalizingPublisher(on_update=2)
+    shell.display_pub = publisher
+    shell.run_line_magic("config", "NbChat.stream_update_interval = 0")
+    text = "".join(f"piece{i} " for i in range(100))
+    server.add(answer(text, piece_chars=6, pause_s=0.005))
+    shell.run_cell_magic("chat", "", "go on")
+    assert swallowed == [KeyboardInterrupt]  # Python did swallow it
+    stored = messages_of(_private_database, shell)[-1]
+    assert stored.status == "partial" and stored.error_kind == "interrupted"
+    assert stored.content and text.startswith(stored.content) and stored.content != text
     assert "partial answer (interrupted" in publisher.footer_text()
     assert server.wait_for_disconnect(timeout_s=5)
 

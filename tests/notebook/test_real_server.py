@@ -119,3 +119,28 @@ def test_restarting_the_engine_with_new_options_orphans_the_old_one(shell, capsy
         leftover = set().union(*(_engine_pids(kind) - before[kind] for kind in before))
         for handle in [h for h in control._attached if h.pid in leftover]:
             handle.stop()
+
+
+def test_an_engine_killed_within_the_health_check_cache_reads_as_not_running_and_stores_nothing(
+    shell, recorder, own_llama
+):
+    import os
+    import signal
+
+    from IPython.core.error import UsageError
+
+    shell.run_line_magic("config", f"NbChat.base_url = {own_llama.url!r}")
+    shell.run_line_magic("config", "NbChat.max_tokens = 8")
+    shell.run_cell_magic("chat", "", "Say hi.")
+    client = extension.client_for(shell)
+    session = client.current_session()
+    stored = client.store.messages(session.id)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    backend = client.backend()
+    backend._healthy_until = 0
+    backend.check_ready()  # a passing health check, trusted for the next 5 s
+    os.kill(own_llama.pid, signal.SIGKILL)
+    own_llama._process.wait(timeout=10)
+    with pytest.raises(UsageError, match=r"^No llama-server is running at "):
+        shell.run_cell_magic("chat", "", "Still there?")
+    assert client.store.messages(session.id) == stored

@@ -278,6 +278,23 @@ def test_stop_before_the_answer_starts_sends_nothing(
     assert panel.streaming is False
 
 
+def test_stop_while_the_turn_is_prepared_leaves_the_question_in_the_input_box(
+    panel: ChatWidget, browser: Browser, server: ScriptedServer
+) -> None:
+    server.tokenize_delay_s = 1.5  # counting the question's tokens is slow
+    browser.send({"type": "send", "text": "Count me slowly"})
+    deadline = time.monotonic() + 10
+    while not server.requests_to("/tokenize"):
+        assert time.monotonic() < deadline, "the turn never started counting"
+        time.sleep(0.01)
+    browser.send({"type": "stop"})
+    assert panel.wait(10)
+    # panel.js empties the input box when `pending` names the question: it never did.
+    assert not any((u.get("pending") or {}).get("question") for u in browser.updates())
+    assert server.chat_requests == [] and panel.client.store.list_sessions() == []
+    assert panel.streaming is False and panel.phase == "" and panel.error == ""
+
+
 def test_an_empty_message_is_refused_with_a_hint(panel: ChatWidget, browser: Browser) -> None:
     browser.send({"type": "send", "text": "   \n"})
     assert "empty" in panel.error
