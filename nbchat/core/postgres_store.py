@@ -27,7 +27,7 @@ from typing import Any
 
 from nbchat.core.errors import StoreError
 from nbchat.core.extractors.record import Extracted, Section
-from nbchat.core.postgres import connect, redact_url
+from nbchat.core.postgres import connect, keep_nul_characters, redact_url
 from nbchat.core.postgres_migrations import SCHEMA, check_schema
 from nbchat.core.ranking import RRF_K, fuse, query_terms
 from nbchat.core.store import (
@@ -92,6 +92,7 @@ class PostgresStore:
 
     def _connect(self) -> Any:
         db = connect(self.url)
+        keep_nul_characters(db)
         try:
             with _translated(self.url):
                 db.execute(f"SET search_path TO {SCHEMA}, public")
