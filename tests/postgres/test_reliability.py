@@ -139,3 +139,17 @@ def test_an_unreachable_server_stores_nothing_and_says_so(
     text = str(caught.value)
     assert "Cannot reach the PostgreSQL server" in text and "pw" not in text.replace("postgresql", "")
     assert fast_server.chat_requests == []  # the question was not sent either
+
+
+def test_commits_are_not_flushed_one_by_one_unless_the_url_asks(
+    pg_cluster: Any, pg_database: str
+) -> None:
+    """SQLite's durability (docs/team.md, "Durability"), and the team's way out of it."""
+    from nbchat.core.postgres_store import PostgresStore
+
+    url = pg_cluster.url("alice", pg_database)
+    with PostgresStore(url) as store:
+        assert store._query("SHOW synchronous_commit") == [("off",)]
+        assert store._query("SHOW search_path")[0][0].startswith("nbchat")
+    with PostgresStore(url + "&options=-csynchronous_commit%3Don") as store:
+        assert store._query("SHOW synchronous_commit") == [("on",)]
