@@ -122,8 +122,10 @@ def keep_nul_characters(db: Any) -> None:
             text = super().load(data)
             return unescape_nul(text) if isinstance(text, str) else text
 
-    db.adapters.register_dumper(str, NulSafeDumper)
+    # The last one registered is the default: untyped ("unknown"), as psycopg's own, so
+    # the server still casts a string to the column's type (a vector, a role...).
     db.adapters.register_dumper(str, NulSafeBinaryDumper)
+    db.adapters.register_dumper(str, NulSafeDumper)
     for type_name in ("text", "varchar"):
         db.adapters.register_loader(type_name, NulSafeLoader)
         db.adapters.register_loader(type_name, NulSafeBinaryLoader)

@@ -22,7 +22,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from nbchat.core.errors import StoreError
@@ -49,6 +49,10 @@ CANDIDATES_MIN = 50
 HNSW_EF_SEARCH = 400
 SESSION_ID_TRIES = 5
 TOKEN_COUNTS_KEPT = 10_000  # token counts remembered in memory, per store
+_PUT_TOKEN_COUNT = (
+    "INSERT INTO token_counts (sha256, tokenizer, tokens) VALUES (%s, %s, %s) "
+    "ON CONFLICT DO NOTHING"
+)
 
 _SESSION_COLUMNS = (
     "id, title, notebook, system_prompt, model, backend, parent_id, history_start_seq, "
@@ -70,6 +74,7 @@ class PostgresStore:
         self._history: dict[str, list[StoredMessage]] = {}
         # (sha256, tokenizer) -> tokens: a count never changes, so one read per kernel.
         self._token_counts: dict[tuple[str, str], int] = {}
+        self._queued_token_counts: list[tuple[str, str, int]] = []
         self._db: Any = None
         self._db = self._connect()
 
@@ -126,11 +131,36 @@ class PostgresStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        """One write transaction: all of it lands, or none."""
+        """One write transaction: all of it lands, or none.
+
+        The token counts it cached (``put_token_count``) are written with its COMMIT,
+        in one round trip (a pipeline): nothing waits for their answer.
+        """
+        import psycopg
+
         with self._lock, _translated(self.url):
             db = self._connection()
-            with db.transaction():
+            if db.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                with db.transaction():  # inside another one: a savepoint
+                    yield db
+                return
+            self._queued_token_counts.clear()
+            db.execute("BEGIN")
+            try:
                 yield db
+                with db.pipeline():
+                    if self._queued_token_counts:
+                        db.cursor().executemany(_PUT_TOKEN_COUNT, self._queued_token_counts)
+                    db.execute("COMMIT")
+            except BaseException:
+                status = psycopg.pq.TransactionStatus
+                if not db.broken and db.info.transaction_status in (status.INTRANS,
+                                                                    status.INERROR):
+                    with suppress(psycopg.Error):  # the first error is the one to report
+                        db.execute("ROLLBACK")
+                raise
+            finally:
+                self._queued_token_counts.clear()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock, _translated(self.url):
@@ -531,11 +561,8 @@ class PostgresStore:
         )
 
     def put_token_count(self, db: Any, sha256: str, tokenizer: str, tokens: int) -> None:
-        db.execute(
-            "INSERT INTO token_counts (sha256, tokenizer, tokens) VALUES (%s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
-            (sha256, tokenizer, tokens),
-        )
+        """Queued: written with the transaction's COMMIT (see :meth:`transaction`)."""
+        self._queued_token_counts.append((sha256, tokenizer, tokens))
         self._remember_token_count(sha256, tokenizer, tokens)  # right even if rolled back
 
     # -- search -----------------------------------------------------------------------
