@@ -103,8 +103,18 @@ class PgCluster:
                user=self._server.system_user)
 
     def stop(self) -> None:
-        self._server.cleanup()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Stop the server and remove its folder. pgserver's ``pg_ctl`` wrapper writes
+        temporary files; the run's temp folder (under pytest's base folder) may be gone
+        by now, removed by another pytest start on a shared machine, so they go here."""
+        import tempfile
+
+        saved = tempfile.tempdir
+        tempfile.tempdir = str(self.folder)
+        try:
+            self._server.cleanup()
+        finally:
+            tempfile.tempdir = saved
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @contextmanager

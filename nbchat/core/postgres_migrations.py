@@ -38,8 +38,12 @@ USER_ROLE = "nbchat_user"  # the group role that holds row access; each user is 
 # embedding models' sizes, 640 being the default model's. Vectors of another size are
 # still searched, exactly, without an index; `nbchat db init --embedding-dim N` adds one.
 VECTOR_INDEX_DIMS = (384, 512, 640, 768, 1024, 1536)
+# HNSW graph parameters, chosen with bench/bench_pgvector.py (docs/performance.md, 10):
+# at 1M clustered 640-d vectors, ef_construction 128 gives recall@10 0.993 at
+# ef_search 400 (64 gave 0.876) for 1.5x the build time. A database initialised before
+# keeps its indexes; docs/team.md says how to rebuild them.
 HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_CONSTRUCTION = 128
 _LOCK_KEY = 0x6E6263686174  # "nbchat": serialises concurrent inits
 
 # Tables holding user content: every one has an owner and a policy scoping it to them.

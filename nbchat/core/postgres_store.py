@@ -22,12 +22,12 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from nbchat.core.errors import StoreError
 from nbchat.core.extractors.record import Extracted, Section
-from nbchat.core.postgres import connect, redact_url
+from nbchat.core.postgres import connect, keep_nul_characters, redact_url
 from nbchat.core.postgres_migrations import SCHEMA, check_schema
 from nbchat.core.ranking import RRF_K, fuse, query_terms
 from nbchat.core.store import (
@@ -48,6 +48,11 @@ CANDIDATES_MIN = 50
 # dropped after the index scan, so a query asks for more than it keeps.
 HNSW_EF_SEARCH = 400
 SESSION_ID_TRIES = 5
+TOKEN_COUNTS_KEPT = 10_000  # token counts remembered in memory, per store
+_PUT_TOKEN_COUNT = (
+    "INSERT INTO token_counts (sha256, tokenizer, tokens) VALUES (%s, %s, %s) "
+    "ON CONFLICT DO NOTHING"
+)
 
 _SESSION_COLUMNS = (
     "id, title, notebook, system_prompt, model, backend, parent_id, history_start_seq, "
@@ -67,6 +72,9 @@ class PostgresStore:
         self.url = url
         self._lock = threading.RLock()
         self._history: dict[str, list[StoredMessage]] = {}
+        # (sha256, tokenizer) -> tokens: a count never changes, so one read per kernel.
+        self._token_counts: dict[tuple[str, str], int] = {}
+        self._queued_token_counts: list[tuple[str, str, int]] = []
         self._db: Any = None
         self._db = self._connect()
 
@@ -92,9 +100,16 @@ class PostgresStore:
 
     def _connect(self) -> Any:
         db = connect(self.url)
+        keep_nul_characters(db)
         try:
             with _translated(self.url):
-                db.execute(f"SET search_path TO {SCHEMA}, public")
+                # A commit returns once the server has it, before its WAL reaches the
+                # disk: the durability of SQLite in WAL mode with synchronous=NORMAL (see
+                # docs/team.md, "Durability"), unless the URL's options name another.
+                settings = f"SET search_path TO {SCHEMA}, public"
+                if "synchronous_commit" not in self.url:
+                    settings += "; SET synchronous_commit = off"
+                db.execute(settings)  # one round trip
                 check_schema(db, self.url)
                 from pgvector.psycopg import register_vector
 
@@ -116,11 +131,36 @@ class PostgresStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        """One write transaction: all of it lands, or none."""
+        """One write transaction: all of it lands, or none.
+
+        The token counts it cached (``put_token_count``) are written with its COMMIT,
+        in one round trip (a pipeline): nothing waits for their answer.
+        """
+        import psycopg
+
         with self._lock, _translated(self.url):
             db = self._connection()
-            with db.transaction():
+            if db.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                with db.transaction():  # inside another one: a savepoint
+                    yield db
+                return
+            self._queued_token_counts.clear()
+            db.execute("BEGIN")
+            try:
                 yield db
+                with db.pipeline():
+                    if self._queued_token_counts:
+                        db.cursor().executemany(_PUT_TOKEN_COUNT, self._queued_token_counts)
+                    db.execute("COMMIT")
+            except BaseException:
+                status = psycopg.pq.TransactionStatus
+                if not db.broken and db.info.transaction_status in (status.INTRANS,
+                                                                    status.INERROR):
+                    with suppress(psycopg.Error):  # the first error is the one to report
+                        db.execute("ROLLBACK")
+                raise
+            finally:
+                self._queued_token_counts.clear()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock, _translated(self.url):
@@ -171,14 +211,14 @@ class PostgresStore:
     def get_session(self, key: str) -> Session | None:
         """A session by id (one's own or one shared with one's group), else by exact title
         among one's own (the newest of that title)."""
-        rows = self._query(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = %s", (key,))
-        if not rows:
-            rows = self._query(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE title = %s "
-                "AND owner = current_user ORDER BY updated DESC LIMIT 1",
-                (key,),
-            )
-        return Session(*rows[0]) if rows else None
+        rows = self._query(  # one round trip; each branch uses its index
+            f"(SELECT {_SESSION_COLUMNS}, 0 AS by_title FROM sessions WHERE id = %s) "
+            f"UNION ALL (SELECT {_SESSION_COLUMNS}, 1 FROM sessions WHERE title = %s "
+            "AND owner = current_user ORDER BY updated DESC LIMIT 1) "
+            "ORDER BY by_title LIMIT 1",
+            (key, key),
+        )
+        return Session(*rows[0][:-1]) if rows else None
 
     def latest_session_for_notebook(self, notebook: str) -> Session | None:
         rows = self._query(
@@ -273,29 +313,35 @@ class PostgresStore:
         turns and each ``seq`` follows the last committed one.
         """
         now = time.time()
-        locked = db.execute(
-            "UPDATE sessions SET updated = %s WHERE id = %s AND owner = current_user",
-            (now, session_id),
-        ).rowcount
-        if not locked:
+        # Both statements go in one round trip (a pipeline). The INSERT runs after the
+        # UPDATE holds the lock, in a snapshot of its own, so it sees the last committed
+        # message; it inserts nothing when the UPDATE found no session of the caller's.
+        with db.pipeline():
+            db.execute(
+                "UPDATE sessions SET updated = %s WHERE id = %s AND owner = current_user",
+                (now, session_id),
+            )
+            inserted = db.execute(
+                "INSERT INTO messages (session_id, seq, role, content, rendered, status, "
+                "error_kind, error_message, importance, tokens, usage, timings, model, "
+                "created) SELECT %s, (SELECT COALESCE(MAX(seq), -1) + 1 FROM messages "
+                "WHERE session_id = %s), %s, %s, %s, %s, %s::text, %s::text, "
+                "%s::double precision, %s::integer, %s, %s, %s::text, %s::double precision "
+                "WHERE EXISTS (SELECT 1 FROM sessions WHERE id = %s "
+                "AND owner = current_user) RETURNING id, seq",
+                (
+                    session_id, session_id, role, content, rendered, status, error_kind,
+                    error_message, importance, tokens, json.dumps(usage or {}),
+                    json.dumps(timings or {}), model, now, session_id,
+                ),
+            )
+        row = inserted.fetchone()
+        if row is None:
             raise StoreError(
                 f"Session {session_id} is not yours to write in {self.location} (it is "
                 "gone, or shared with you read-only): start a new session."
             )
-        seq = db.execute(
-            "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE session_id = %s",
-            (session_id,),
-        ).fetchone()[0]
-        message_id = db.execute(
-            "INSERT INTO messages (session_id, seq, role, content, rendered, status, "
-            "error_kind, error_message, importance, tokens, usage, timings, model, created) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (
-                session_id, seq, role, content, rendered, status, error_kind, error_message,
-                importance, tokens, json.dumps(usage or {}), json.dumps(timings or {}), model,
-                now,
-            ),
-        ).fetchone()[0]
+        message_id, seq = row
         return StoredMessage(
             int(message_id), session_id, int(seq), role, content, rendered, status,
             error_kind, error_message, importance, tokens, usage or {}, timings or {}, model,
@@ -476,12 +522,23 @@ class PostgresStore:
         return str(rows[0][0]) if rows else None
 
     def cached_token_count(self, sha256: str, tokenizer: str) -> int | None:
+        known = self._token_counts.get((sha256, tokenizer))
+        if known is not None:
+            return known
         rows = self._query(
             "SELECT tokens FROM token_counts WHERE owner = current_user AND sha256 = %s "
             "AND tokenizer = %s",
             (sha256, tokenizer),
         )
-        return int(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        self._remember_token_count(sha256, tokenizer, int(rows[0][0]))
+        return int(rows[0][0])
+
+    def _remember_token_count(self, sha256: str, tokenizer: str, tokens: int) -> None:
+        if len(self._token_counts) >= TOKEN_COUNTS_KEPT:
+            self._token_counts.clear()
+        self._token_counts[(sha256, tokenizer)] = tokens
 
     def put_extract(self, db: Any, sha256: str, version: str, extracted: Extracted) -> None:
         located = [[s.unit, s.number, s.start, s.end, s.label] for s in extracted.sections]
@@ -504,11 +561,9 @@ class PostgresStore:
         )
 
     def put_token_count(self, db: Any, sha256: str, tokenizer: str, tokens: int) -> None:
-        db.execute(
-            "INSERT INTO token_counts (sha256, tokenizer, tokens) VALUES (%s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
-            (sha256, tokenizer, tokens),
-        )
+        """Queued: written with the transaction's COMMIT (see :meth:`transaction`)."""
+        self._queued_token_counts.append((sha256, tokenizer, tokens))
+        self._remember_token_count(sha256, tokenizer, tokens)  # right even if rolled back
 
     # -- search -----------------------------------------------------------------------
 

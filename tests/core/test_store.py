@@ -40,6 +40,25 @@ def test_reopening_keeps_sessions_messages_and_files(database):
         assert store.get_file(str(found.id)).name == "notes.txt"
 
 
+def test_text_with_nul_characters_is_stored_and_read_back_as_written(database):
+    """PostgreSQL's text cannot hold NUL, SQLite's can: the team store escapes it
+    (reversibly, U+FFFF being the escape), so both give back exactly what was stored."""
+    odd = ["a\x00b", "\x00", "\uffff0", "\uffff\x00\uffff", "plain \x1b[0m"]
+    with open_store(database) as store:
+        session = store.create_session(title="t\x00itle", system_prompt="sys\x00\uffff")
+        with store.transaction() as db:
+            for text in odd:
+                store.add_message(db, session_id=session.id, role="user", content=text,
+                                  rendered=text + "\x00")
+    with open_store(database) as store:
+        found = store.get_session("t\x00itle")
+        assert found is not None and found.id == session.id
+        assert found.system_prompt == "sys\x00\uffff"
+        messages = store.messages(session.id)
+        assert [m.content for m in messages] == odd
+        assert [m.rendered for m in messages] == [text + "\x00" for text in odd]
+
+
 def test_a_failed_transaction_leaves_nothing_behind(database):
     with open_store(database) as store:
         session = store.create_session(title="t")

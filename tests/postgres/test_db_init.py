@@ -11,7 +11,13 @@ import pytest
 
 from nbchat.core.errors import StoreError
 from nbchat.core.postgres import connect, redact_url
-from nbchat.core.postgres_migrations import MIGRATIONS, check_schema, schema_version
+from nbchat.core.postgres_migrations import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    MIGRATIONS,
+    check_schema,
+    schema_version,
+)
 from pg_cluster import ADMIN
 
 
@@ -47,8 +53,13 @@ def test_db_init_makes_the_tables_on_a_fresh_database(
         owners = db.execute(
             "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'nbchat'"
         ).fetchall()
+        index_options = db.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = 'embeddings_hnsw_640'"
+        ).fetchall()
     assert {r[0] for r in forced} == tables(pg_cluster, pg_empty_database) - {"schema_version"}
     assert owners == [(ADMIN,)]
+    # The default model's vectors get the HNSW index with the benchmarked parameters.
+    assert index_options == [([f"m={HNSW_M}", f"ef_construction={HNSW_EF_CONSTRUCTION}"],)]
 
 
 def test_db_init_again_changes_nothing(pg_cluster: Any, pg_empty_database: str) -> None:

@@ -183,6 +183,25 @@ def test_a_shared_session_is_not_writable_by_the_group(
     assert alice.execute("SELECT title FROM sessions").fetchone()[0] == "plans"
 
 
+def test_nbchat_refuses_a_turn_in_a_session_shared_read_only_and_stores_nothing(
+    pg_cluster: Any, pg_database: str, alice: psycopg.Connection
+) -> None:
+    from nbchat.core.errors import StoreError
+    from nbchat.core.postgres_store import PostgresStore
+
+    share(alice, "s-alice", GROUP)
+    with PostgresStore(pg_cluster.url("bob", pg_database)) as store:
+        assert store.get_session("s-alice") is not None  # bob reads it
+        with pytest.raises(StoreError, match="not yours to write"), store.transaction() as db:
+            store.add_message(db, session_id="s-alice", role="user", content="planted",
+                              rendered="planted")
+        with pytest.raises(StoreError, match="not yours to write"), store.transaction() as db:
+            store.add_message(db, session_id="no-such-session", role="user",
+                              content="lost", rendered="lost")
+        assert [m.content for m in store.messages("s-alice")] == ["the merger is secret"]
+    assert alice.execute("SELECT updated FROM sessions").fetchone()[0] == 1
+
+
 def test_a_session_shared_with_another_group_stays_private(
     pg_cluster: Any, alice: psycopg.Connection, bob: psycopg.Connection
 ) -> None:

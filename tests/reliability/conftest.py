@@ -1,4 +1,5 @@
-"""Fixtures of the reliability tier: a fast scripted server and a fresh API client per test."""
+"""Fixtures of the reliability tier: a fast scripted server, a fresh API client per test,
+and the test's database on each store."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ def _fresh_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def db_path(_private_database: Path) -> Path:
-    """This test's database file (``NBCHAT_DB``)."""
+def db_path(database: Path | str) -> Path | str:
+    """This test's database (``NBCHAT_DB``), once per store: a SQLite file, then a
+    PostgreSQL database reached as the user ``alice`` (see ``database``)."""
+    return database
+
+
+@pytest.fixture
+def sqlite_path(_private_database: Path) -> Path:
+    """This test's SQLite file (``NBCHAT_DB``), for what only a SQLite file has."""
     return _private_database

@@ -1,7 +1,7 @@
 """Two processes write 200 turns each into one database at the same time.
 
 Each process is a separate Python interpreter using the public API (``nbchat.chat``),
-as two kernels would. The server answers at once, so the two writers spend most of
+as two kernels would, on each store. The server answers at once, so the two writers spend most of
 their time in the database and collide on its write lock all along.
 """
 
@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from nbchat.core.sqlite_store import SqliteStore as Store
-from dbcheck import half_written_turns, integrity, seq_problems
+from dbcheck import half_written_turns, integrity, rows, seq_problems
 
 WRITER = Path(__file__).with_name("turn_writer.py")
 TURNS = 200
@@ -48,36 +48,35 @@ def test_two_processes_writing_200_turns_each_lose_nothing(fast_server, db_path,
         assert [line["turn"] for line in lines] == list(range(TURNS))
         assert {line["status"] for line in lines} == {"complete"}
     # Both really ran at the same time: their turns interleave in the database.
-    db = sqlite3.connect(db_path)
-    order = [title for (title,) in db.execute(
-        "SELECT s.title FROM messages m JOIN sessions s ON s.id = m.session_id ORDER BY m.id"
+    order = [title for (title,) in rows(
+        db_path, "SELECT s.title FROM messages m JOIN sessions s ON s.id = m.session_id ORDER BY m.id"
     )]
     switches = sum(a != b for a, b in zip(order, order[1:]))
     assert switches > 20, f"the writers hardly overlapped ({switches} switches)"
     for title in ("kernel-A", "kernel-B"):
-        rows = db.execute(
-            "SELECT m.seq, m.role, m.content, m.status FROM messages m "
+        stored = rows(
+            db_path, "SELECT m.seq, m.role, m.content, m.status FROM messages m "
             "JOIN sessions s ON s.id = m.session_id WHERE s.title = ? ORDER BY m.seq", (title,)
-        ).fetchall()
-        assert len(rows) == 2 * TURNS
-        questions = [content for _, role, content, _ in rows if role == "user"]
-        answers = [content for _, role, content, _ in rows if role == "assistant"]
+        )
+        assert len(stored) == 2 * TURNS
+        questions = [content for _, role, content, _ in stored if role == "user"]
+        answers = [content for _, role, content, _ in stored if role == "assistant"]
         expected = [f"{title} turn {i}: what is {i} + {i}?" for i in range(TURNS)]
         assert questions == expected
         assert all(a.startswith("Echo: ") for a in answers) and len(answers) == TURNS
-        assert {status for *_, status in rows} == {"complete"}
-    db.close()
+        assert {status for *_, status in stored} == {"complete"}
     assert seq_problems(db_path) == []
     assert half_written_turns(db_path) == []
     assert integrity(db_path) == "ok"
 
 
-def test_opening_the_database_while_another_connection_writes_waits_instead_of_failing(db_path):
+def test_opening_the_database_while_another_connection_writes_waits_instead_of_failing(sqlite_path):
     """Two kernels creating the database at the same moment both switch it to WAL. When
     one holds a write lock while the other asks for one, SQLite answers "database is
     locked" at once, without the busy timeout (each would wait for the other). A plain
     connection in the middle of a write on the not-yet-WAL file makes that moment
     certain; opening must wait for it like for any other lock."""
+    db_path = sqlite_path
     other = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
     other.execute("CREATE TABLE scratch (x)")
     other.execute("BEGIN IMMEDIATE")

@@ -3,7 +3,8 @@
 The writer is a separate process attaching a new file to every turn, so a turn's
 first transaction writes a session update, the question, its attachment record and
 the extraction caches; the second writes the answer. After each kill the database
-must pass ``PRAGMA integrity_check`` and hold no half of a transaction. A question
+must pass ``PRAGMA integrity_check`` (on PostgreSQL: valid indexes) and hold no half of
+a transaction, on either store. A question
 without its answer is allowed: it is the user's stored question, and the next turn
 carries on without it in the prompt.
 """
@@ -14,7 +15,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 
 import nbchat
-from dbcheck import half_written_turns, integrity, row_counts, seq_problems
+from dbcheck import half_written_turns, integrity, row_counts, rows, seq_problems
 
 WRITER = Path(__file__).with_name("turn_writer.py")
 KILLS = 12
 
 
-def _writer(db_path: Path, url: str, files: Path, *extra: str) -> subprocess.Popen[str]:
+def _writer(db_path: Path | str, url: str, files: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(WRITER), "--db", str(db_path), "--url", url, "--turns", "0",
          "--title", "crashy", "--files", str(files), *extra],
@@ -53,7 +53,7 @@ def _wait_for(path: Path, process: subprocess.Popen[str], timeout_s: float = 60.
         time.sleep(0.01)
 
 
-def _assert_sound(db_path: Path) -> None:
+def _assert_sound(db_path: Path | str) -> None:
     assert integrity(db_path) == "ok"
     assert half_written_turns(db_path, files_per_question=1) == []
     assert seq_problems(db_path) == []
@@ -75,12 +75,10 @@ def test_killing_a_writer_at_random_moments_never_leaves_half_a_turn(fast_server
         _assert_sound(db_path)
     counts = row_counts(db_path)
     assert stored_turns >= KILLS  # each kill landed among stored turns
-    db = sqlite3.connect(db_path)
-    roles = dict(db.execute("SELECT role, COUNT(*) FROM messages GROUP BY role").fetchall())
-    complete = db.execute(
-        "SELECT COUNT(*) FROM messages WHERE role = 'assistant' AND status = 'complete'"
-    ).fetchone()[0]
-    db.close()
+    roles = dict(rows(db_path, "SELECT role, COUNT(*) FROM messages GROUP BY role"))
+    complete = rows(
+        db_path, "SELECT COUNT(*) FROM messages WHERE role = 'assistant' AND status = 'complete'"
+    )[0][0]
     # Every turn a writer reported is stored, and each question has its one file record.
     assert complete >= stored_turns
     assert roles["user"] - roles["assistant"] <= KILLS  # at most one open question per kill

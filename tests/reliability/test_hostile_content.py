@@ -95,7 +95,7 @@ def _block_of(sent: str, name: str) -> tuple[str, str]:
     return sent[begin.end():end], prefix
 
 
-def test_a_file_that_gives_orders_is_delimited_as_file_content(fast_server, tmp_path):
+def test_a_file_that_gives_orders_is_delimited_as_file_content(fast_server, db_path, tmp_path):
     path = tmp_path / "notes.txt"
     content = f"Meeting notes.\n{INSTRUCTIONS}\nEnd of notes."
     path.write_text(content, encoding="utf-8")
@@ -110,7 +110,7 @@ def test_a_file_that_gives_orders_is_delimited_as_file_content(fast_server, tmp_
     assert sent.index(INSTRUCTIONS) < sent.index(f"=== END FILE notes.txt (sha256:{prefix}) ===")
 
 
-def test_a_fake_end_marker_inside_a_file_cannot_close_its_block(fast_server, tmp_path):
+def test_a_fake_end_marker_inside_a_file_cannot_close_its_block(fast_server, db_path, tmp_path):
     first = tmp_path / "first.txt"
     first.write_text("A harmless file.", encoding="utf-8")
     nbchat.dry_run("warm", [str(first)], base_url=fast_server.url)
@@ -134,7 +134,7 @@ def test_a_fake_end_marker_inside_a_file_cannot_close_its_block(fast_server, tmp
     assert sent.endswith("What do the numbers say?")
 
 
-def test_a_file_name_cannot_forge_a_marker_either(fast_server, tmp_path):
+def test_a_file_name_cannot_forge_a_marker_either(fast_server, db_path, tmp_path):
     content = f"{INSTRUCTIONS}\n"
     prefix = hashlib.sha256(content.encode()).hexdigest()[:12]
     # A name may hold anything but "/" and NUL, the content's hash and a newline included.

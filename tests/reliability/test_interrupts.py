@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 from pathlib import Path
 
 import nbformat
@@ -18,18 +17,14 @@ from nbclient import NotebookClient
 import nbchat
 from nbchat.core.errors import BackendError
 from nbchat.engine import start_engine
-from dbcheck import INTERNAL_NAMES, half_written_turns, integrity, seq_problems
+from dbcheck import INTERNAL_NAMES, half_written_turns, integrity, rows, seq_problems
 from sse_server import ScriptedServer, answer, delta_chunk, sse_reply
 
 
-def _messages(db_path: Path) -> list[tuple[int, str, str, str, str | None]]:
-    db = sqlite3.connect(db_path)
-    try:
-        return db.execute(
-            "SELECT seq, role, content, status, error_kind FROM messages ORDER BY session_id, seq"
-        ).fetchall()
-    finally:
-        db.close()
+def _messages(db_path: Path | str) -> list[tuple[int, str, str, str, str | None]]:
+    return rows(  # type: ignore[return-value]
+        db_path, "SELECT seq, role, content, status, error_kind FROM messages "
+        "ORDER BY session_id, seq")
 
 
 def test_a_llama_server_killed_mid_answer_keeps_the_partial_answer(own_llama, gguf_path, db_path,

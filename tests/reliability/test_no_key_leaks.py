@@ -2,8 +2,9 @@
 
 Every path to OpenRouter runs end to end (``nbchat.chat`` and ``%%chat`` in a real
 kernel) against a scripted server that plays OpenRouter and echoes the Authorization
-header it received into every error it sends. Afterwards the database file (and its
-WAL and shared-memory index), the saved notebook, the captured logs and output, and
+header it received into every error it sends. Afterwards the database (a SQLite file with
+its WAL and shared-memory index; on PostgreSQL every column of every nbchat table, read
+as the superuser), the saved notebook, the captured logs and output, and
 the texts of every exception are searched for the key: zero occurrences.
 """
 
@@ -21,7 +22,7 @@ from nbclient import NotebookClient
 
 import nbchat
 from nbchat.core.errors import ConfigError, NbChatError
-from dbcheck import database_bytes
+from dbcheck import database_text
 from sse_server import (
     FAKE_OPENROUTER_KEY,
     Reply,
@@ -170,7 +171,7 @@ def test_no_openrouter_path_through_the_api_leaves_the_key_anywhere(openrouter, 
     texts += [out, err]
     assert _leaks(texts) == []
     nbchat.api.default_client().close()  # the WAL is checkpointed into the main file
-    assert not _bytes_leak(database_bytes(db_path))
+    assert not _bytes_leak(database_text(db_path))
 
 
 def test_no_notebook_output_or_database_byte_holds_the_key(openrouter, db_path, tmp_path,
@@ -206,7 +207,7 @@ def test_no_notebook_output_or_database_byte_holds_the_key(openrouter, db_path, 
     assert "[redacted]" in saved  # the echoed key was there to leak, and was masked
     assert "Fine, thanks." in saved and "You ran a few cells." in saved and "hidden" in saved
     assert not any(part in saved for part in KEY_PARTS)
-    assert not _bytes_leak(database_bytes(db_path))
+    assert not _bytes_leak(database_text(db_path))
 
 
 def test_a_key_taken_out_of_the_environment_is_not_sent_again(openrouter, db_path, monkeypatch):

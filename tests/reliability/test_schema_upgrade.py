@@ -1,15 +1,22 @@
-"""A database made by the first released schema opens with today's code and keeps its data.
+"""A database made by an older schema opens with today's code and keeps its data.
 
-``fixtures/schema_v1.sqlite`` was written by ``fixtures/make_schema_v1.py`` (m001 only,
-then rows through SQL) and is committed, so later schema changes are always tested
-against the same old file.
+SQLite: ``fixtures/schema_v1.sqlite`` was written by ``fixtures/make_schema_v1.py`` (m001
+only, then rows through SQL) and is committed, so later schema changes are always tested
+against the same old file; a user's kernel upgrades it on opening.
+
+PostgreSQL: a database the admin initialised up to each earlier step (m001, m002, ...)
+holds the same rows (copied from that fixture, owned by ``alice``); ``nbchat db init
+--admin URL`` upgrades it, and every row is still there, as it was.
 """
 
 from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +24,12 @@ import nbchat
 from nbchat.core import migrations
 from nbchat.core.errors import StoreError
 from nbchat.core.migrations import MIGRATIONS
+from nbchat.core import postgres_migrations
+from nbchat.core.postgres_migrations import MIGRATIONS as PG_MIGRATIONS
 from nbchat.core.sqlite_store import SqliteStore as Store
-from dbcheck import half_written_turns, integrity, seq_problems
+from nbchat.core.storage import open_store
+from dbcheck import half_written_turns, integrity, rows, seq_problems
+from pg_cluster import ADMIN
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schema_v1.sqlite"
 V1_TABLES = ("sessions", "messages", "files", "attachments", "extracts", "path_hashes",
@@ -50,10 +61,10 @@ def _fixture_system_prompt() -> str:
 
 
 @pytest.fixture
-def old_db(db_path: Path) -> Path:
+def old_db(sqlite_path: Path) -> Path:
     """A copy of the v1 fixture at this test's ``NBCHAT_DB``."""
-    shutil.copyfile(FIXTURE, db_path)
-    return db_path
+    shutil.copyfile(FIXTURE, sqlite_path)
+    return sqlite_path
 
 
 def test_the_fixture_is_a_version_1_database_with_data(old_db):
@@ -127,3 +138,125 @@ def test_a_migration_that_fails_half_way_leaves_the_old_database_as_it_was(old_d
     assert _dump(old_db) == before and integrity(old_db) == "ok"
     with Store(old_db) as store:  # and today's code opens it normally
         assert len(store.messages("e5f6a7b8")) == 4
+
+
+# -- PostgreSQL: an older schema upgraded by the admin ----------------------------------------
+
+ALICE = "alice"
+
+
+def _fixture_rows() -> dict[str, tuple[list[str], list[tuple[object, ...]]]]:
+    """Each v1 table's column names and rows, as the SQLite fixture holds them."""
+    db = sqlite3.connect(FIXTURE)
+    try:
+        found = {}
+        for table in V1_TABLES:
+            cursor = db.execute(f"SELECT * FROM {table} ORDER BY rowid")
+            found[table] = ([d[0] for d in cursor.description], cursor.fetchall())
+        return found
+    finally:
+        db.close()
+
+
+def _pg_dump(cluster: Any, database: str, columns: dict[str, list[str]]) -> dict[str, list[Any]]:
+    """The v1 columns (and owner) of every v1 table, read as the superuser."""
+    with cluster.superuser(database) as db:
+        return {
+            table: db.execute(
+                f"SELECT owner, {', '.join(names)} FROM nbchat.{table} "
+                f"ORDER BY {', '.join(names)}"
+            ).fetchall()
+            for table, names in columns.items()
+        }
+
+
+@pytest.fixture(params=range(1, len(PG_MIGRATIONS)), ids=lambda k: f"at-m{k:03d}")
+def pg_old_database(request: pytest.FixtureRequest, pg_cluster: Any,
+                    pg_empty_database: str) -> tuple[str, int]:
+    """A database the admin initialised up to step ``k`` (of an older nbchat), holding
+    the v1 fixture's rows as ``alice``'s; returns its name and ``k``."""
+    steps = request.param
+    admin = pg_cluster.url(ADMIN, pg_empty_database)
+    saved = postgres_migrations.MIGRATIONS
+    postgres_migrations.MIGRATIONS = saved[:steps]  # an older nbchat's list
+    try:
+        postgres_migrations.init_database(admin, report=lambda _: None)
+    finally:
+        postgres_migrations.MIGRATIONS = saved
+    with pg_cluster.superuser(pg_empty_database) as db:  # rows as alice's kernel wrote them
+        for table, (names, rows) in _fixture_rows().items():
+            values = [tuple(bool(v) if n == "forgotten" else v for n, v in zip(names, row))
+                      for row in rows]
+            with db.cursor() as cursor:
+                cursor.executemany(
+                    f"INSERT INTO nbchat.{table} (owner, {', '.join(names)}) "
+                    f"OVERRIDING SYSTEM VALUE VALUES (%s, {', '.join(['%s'] * len(names))})",
+                    [(ALICE, *row) for row in values],
+                )
+        for table in ("messages", "files", "attachments"):
+            db.execute(f"SELECT setval(pg_get_serial_sequence('nbchat.{table}', 'id'), "
+                       f"(SELECT max(id) FROM nbchat.{table}))")
+    return pg_empty_database, steps
+
+
+def test_an_older_postgres_schema_is_upgraded_by_db_init_and_keeps_every_row(
+    pg_cluster: Any, pg_old_database: tuple[str, int]
+) -> None:
+    database, steps = pg_old_database
+    columns = {table: names for table, (names, _) in _fixture_rows().items()}
+    before = _pg_dump(pg_cluster, database, columns)
+    assert sum(len(rows) for rows in before.values()) >= 25
+    alice = pg_cluster.url(ALICE, database)
+    with pytest.raises(StoreError, match="older than this nbchat needs"):  # a kernel waits
+        open_store(alice)
+    done = subprocess.run(
+        [sys.executable, "-m", "nbchat", "db", "init", "--admin", pg_cluster.url(ADMIN, database)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for step in PG_MIGRATIONS[steps:]:
+        assert step.__name__ in done.stdout + done.stderr
+    assert PG_MIGRATIONS[steps - 1].__name__ not in done.stdout + done.stderr
+    assert _pg_dump(pg_cluster, database, columns) == before
+    with pg_cluster.superuser(database) as db:
+        assert db.execute("SELECT version FROM nbchat.schema_version").fetchone()[0] == len(
+            PG_MIGRATIONS)
+        # The words of old messages are searchable (m002 indexes the rows already there).
+        found = db.execute("SELECT id FROM nbchat.messages "
+                           "WHERE words @@ plainto_tsquery('english', 'churn')").fetchall()
+    assert sorted(r[0] for r in found) == [8]
+    store = open_store(alice)
+    try:
+        assert store.get_session("Budget review").id == "a1b2c3d4"
+        assert [m.status for m in store.messages("a1b2c3d4")] == [
+            "complete", "complete", "complete", "partial", "complete", "error"]
+        notes = store.get_file("notes.md")
+        assert notes is not None and b"churn fell" in store.file_bytes(notes.id)
+        assert [a.name for a in store.attachments("e5f6a7b8")] == ["notes.md"]
+        assert [h.message_id for h in store.search("churn", limit=5)] == [8]
+    finally:
+        store.close()
+    assert seq_problems(alice) == [] and half_written_turns(alice) == []
+    assert integrity(alice) == "ok"
+
+
+def test_an_old_postgres_conversation_continues_after_the_upgrade(
+    pg_cluster: Any, pg_old_database: tuple[str, int], fast_server, monkeypatch
+) -> None:
+    database, _ = pg_old_database
+    postgres_migrations.init_database(pg_cluster.url(ADMIN, database), report=lambda _: None)
+    alice = pg_cluster.url(ALICE, database)
+    monkeypatch.setenv("NBCHAT_DB", alice)
+    result = nbchat.chat("And what about @notes.md now?", session="a1b2c3d4",
+                         base_url=fast_server.url)
+    assert result.status == "complete" and result.session_id == "a1b2c3d4"
+    sent = fast_server.chat_requests[-1].json["messages"]
+    assert sent[0] == {"role": "system", "content": _fixture_system_prompt()}
+    assert sent[1]["content"].startswith("=== BEGIN FILE budget.csv (csv, sha256:")
+    assert sent[2]["content"] == "North grew faster: 135 against 120, **12.5%**."
+    assert "Are you still there?" not in str(sent)
+    assert "The quarterly review found churn fell to 3.1 percent." in sent[-1]["content"]
+    assert seq_problems(alice) == [] and half_written_turns(alice) == []
+    new_ids = [r[0] for r in rows(alice, "SELECT id FROM messages WHERE session_id = ? "
+                                         "ORDER BY seq", ("a1b2c3d4",))]
+    assert len(new_ids) == 8 and new_ids[-2:] == sorted(new_ids[-2:]) and new_ids[-2] > 12
