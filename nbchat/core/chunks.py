@@ -73,7 +73,7 @@ def describe_chunks(chosen: Sequence[Chunk], every: Sequence[Chunk], text: str) 
     unit = chosen[0].unit
     if unit == "line":
         total = text.count("\n") + (0 if text.endswith("\n") else 1)
-        spans = _merged([(c.first, c.last) for c in chosen])
+        spans = _merged([(run[0].first, run[-1].last) for run in _consecutive(chosen)])
         return f"lines {_ranges(spans)} of {total:,}"
     if unit == "sheet":
         sheets = list(dict.fromkeys(c.sheet for c in every))
@@ -178,6 +178,17 @@ def _table_rows(text: str, sheet_start: int, start: int, end: int) -> tuple[int,
 def _is_row(line: str) -> bool:
     stripped = line.strip()
     return stripped.startswith("|") and not set(stripped) <= set("|-: ")
+
+
+def _consecutive(chosen: Sequence[Chunk]) -> list[list[Chunk]]:
+    """Chunks in runs of neighbours (consecutive indexes)."""
+    runs: list[list[Chunk]] = []
+    for chunk in sorted(chosen, key=lambda c: c.index):
+        if runs and chunk.index == runs[-1][-1].index + 1:
+            runs[-1].append(chunk)
+        else:
+            runs.append([chunk])
+    return runs
 
 
 def _merged(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -32,6 +32,7 @@ from nbchat.core.postgres_migrations import SCHEMA, check_schema
 from nbchat.core.ranking import RRF_K, fuse, query_terms
 from nbchat.core.store import (
     AttachmentRecord,
+    ChunkRow,
     Hit,
     MessageText,
     MessageVector,
@@ -748,6 +749,62 @@ class PostgresStore:
             MessageVector(int(r[0]), str(r[1]), int(r[2]), [float(x) for x in _floats(r[3])])
             for r in rows
         ]
+
+
+    # -- file chunks (each user's own, like the caches) ----------------------------------
+
+    def has_chunks(self, sha256: str, version: str) -> bool:
+        return bool(self._query(
+            "SELECT 1 FROM file_chunks WHERE owner = current_user AND sha256 = %s "
+            "AND extractor_version = %s LIMIT 1",
+            (sha256, version),
+        ))
+
+    def put_chunks(self, db: Any, sha256: str, version: str, chunks: Sequence[ChunkRow]) -> None:
+        with db.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO file_chunks "
+                "(sha256, extractor_version, idx, start, stop, label, text) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(sha256, version, c.index, c.start, c.end, c.label, c.text) for c in chunks],
+            )
+
+    def rank_chunks(
+        self, sha256: str, version: str, terms: Sequence[str], limit: int
+    ) -> list[tuple[int, float]]:
+        """``ts_rank`` of the file's chunks for the terms OR'ed (one user's rows)."""
+        words = [w for w in ("".join(ch for ch in t if ch.isalnum()) for t in terms) if w]
+        if not words:
+            return []
+        rows = self._query(
+            "SELECT idx, ts_rank(words, q) AS rank "
+            "FROM file_chunks, to_tsquery('english', %s) AS q "
+            "WHERE owner = current_user AND sha256 = %s AND extractor_version = %s "
+            "AND words @@ q ORDER BY rank DESC, idx LIMIT %s",
+            (" | ".join(words), sha256, version, limit),
+        )
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def record_sent_chunks(
+        self, db: Any, session_id: str, message_id: int, sha256: str, indexes: Sequence[int]
+    ) -> None:
+        with db.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO sent_chunks (session_id, message_id, sha256, idx) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(session_id, message_id, sha256, index) for index in indexes],
+            )
+
+    def sent_chunks(self, session_id: str, *, from_seq: int = 0) -> dict[str, frozenset[int]]:
+        rows = self._query(
+            "SELECT c.sha256, c.idx FROM sent_chunks c JOIN messages m ON m.id = c.message_id "
+            "WHERE c.session_id = %s AND m.seq >= %s",
+            (session_id, from_seq),
+        )
+        found: dict[str, set[int]] = {}
+        for sha, index in rows:
+            found.setdefault(str(sha), set()).add(int(index))
+        return {sha: frozenset(indexes) for sha, indexes in found.items()}
 
 
 def _filter_sql(search_filter: SearchFilter, alias: str = "m") -> tuple[str, list[Any]]:

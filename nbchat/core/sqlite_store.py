@@ -24,6 +24,7 @@ from nbchat.core.extractors.record import Extracted, Section
 from nbchat.core.migrations import MIGRATIONS, migrate, schema_version
 from nbchat.core.store import (
     AttachmentRecord,
+    ChunkRow,
     Hit,
     MessageText,
     MessageVector,
@@ -602,6 +603,68 @@ class SqliteStore:
                           [float(x) for x in np.frombuffer(r[3], dtype="<f4")])
             for r in rows
         ]
+
+
+    # -- file chunks --------------------------------------------------------------------
+
+    def has_chunks(self, sha256: str, version: str) -> bool:
+        return bool(self._query(
+            "SELECT 1 FROM file_chunks WHERE sha256 = ? AND extractor_version = ? LIMIT 1",
+            (sha256, version),
+        ))
+
+    def put_chunks(self, db: Any, sha256: str, version: str, chunks: Sequence[ChunkRow]) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO file_chunks "
+            "(sha256, extractor_version, idx, start, stop, label, text) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(sha256, version, c.index, c.start, c.end, c.label, c.text) for c in chunks],
+        )
+
+    def rank_chunks(
+        self, sha256: str, version: str, terms: Sequence[str], limit: int
+    ) -> list[tuple[int, float]]:
+        """BM25 over the file's chunks (FTS5); without FTS5, the most terms held first."""
+        if not terms:
+            return []
+        if self._query("SELECT 1 FROM sqlite_master WHERE name = 'file_chunks_fts'"):
+            match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+            rows = self._query(
+                "SELECT c.idx, bm25(file_chunks_fts) AS rank FROM file_chunks_fts "
+                "JOIN file_chunks c ON c.id = file_chunks_fts.rowid "
+                "WHERE file_chunks_fts MATCH ? AND c.sha256 = ? AND c.extractor_version = ? "
+                "ORDER BY rank, c.idx LIMIT ?",
+                (match, sha256, version, limit),
+            )
+            return [(int(r[0]), -float(r[1])) for r in rows]
+        held = " + ".join("(instr(lower(text), ?) > 0)" for _ in terms)
+        lowered = [t.lower() for t in terms]
+        rows = self._query(
+            f"SELECT idx, ({held}) AS n FROM file_chunks WHERE sha256 = ? "
+            f"AND extractor_version = ? AND ({held}) > 0 ORDER BY n DESC, idx LIMIT ?",
+            (*lowered, sha256, version, *lowered, limit),
+        )
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def record_sent_chunks(
+        self, db: Any, session_id: str, message_id: int, sha256: str, indexes: Sequence[int]
+    ) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO sent_chunks (session_id, message_id, sha256, idx) "
+            "VALUES (?, ?, ?, ?)",
+            [(session_id, message_id, sha256, index) for index in indexes],
+        )
+
+    def sent_chunks(self, session_id: str, *, from_seq: int = 0) -> dict[str, frozenset[int]]:
+        rows = self._query(
+            "SELECT c.sha256, c.idx FROM sent_chunks c JOIN messages m ON m.id = c.message_id "
+            "WHERE c.session_id = ? AND m.seq >= ?",
+            (session_id, from_seq),
+        )
+        found: dict[str, set[int]] = {}
+        for row in rows:
+            found.setdefault(str(row[0]), set()).add(int(row[1]))
+        return {sha: frozenset(indexes) for sha, indexes in found.items()}
 
 
 def _use_wal(db: sqlite3.Connection, timeout_s: float) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "SearchFilter",
     "MessageText",
     "MessageVector",
+    "ChunkRow",
 ]
 
 
@@ -173,6 +174,18 @@ class MessageVector:
     model: str
     chunk: int
     vector: Sequence[float]
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One chunk of a file's extracted text, as the chunk index stores it
+    (:mod:`nbchat.core.chunks`): its place in the text, its label, its text."""
+
+    index: int
+    start: int
+    end: int
+    label: str
+    text: str
 
 
 class Store(Protocol):
@@ -372,4 +385,37 @@ class Store(Protocol):
 
     def add_vectors(self, db: Transaction, vectors: Sequence[MessageVector]) -> int:
         """Store vectors (of messages that still exist); returns how many messages got one."""
+        ...
+
+    # -- file chunks (question-aware passages of large files) -------------------------------
+
+    def has_chunks(self, sha256: str, version: str) -> bool:
+        """Whether the chunks of this content (by this extractor version) are indexed."""
+        ...
+
+    def put_chunks(
+        self, db: Transaction, sha256: str, version: str, chunks: Sequence[ChunkRow]
+    ) -> None:
+        """Index a file's chunks for word search, once per (sha256, version)."""
+        ...
+
+    def rank_chunks(
+        self, sha256: str, version: str, terms: Sequence[str], limit: int
+    ) -> list[tuple[int, float]]:
+        """The file's chunks holding any of ``terms``, best first, as (chunk index, score)."""
+        ...
+
+    def record_sent_chunks(
+        self,
+        db: Transaction,
+        session_id: str,
+        message_id: int,
+        sha256: str,
+        indexes: Sequence[int],
+    ) -> None:
+        """Which chunks of a file a message sent (the rest of the file was left out)."""
+        ...
+
+    def sent_chunks(self, session_id: str, *, from_seq: int = 0) -> dict[str, frozenset[int]]:
+        """Per content sha256, the chunks that the session's messages from ``from_seq`` on sent."""
         ...
