@@ -74,7 +74,8 @@ def describe_chunks(chosen: Sequence[Chunk], every: Sequence[Chunk], text: str) 
     if unit == "line":
         total = text.count("\n") + (0 if text.endswith("\n") else 1)
         spans = _merged([(run[0].first, run[-1].last) for run in _consecutive(chosen)])
-        return f"lines {_ranges(spans)} of {total:,}"
+        name = "line" if len(spans) == 1 and spans[0][0] == spans[0][1] else "lines"
+        return f"{name} {_ranges(spans)} of {total:,}"
     if unit == "sheet":
         sheets = list(dict.fromkeys(c.sheet for c in every))
         by_sheet: dict[str, list[tuple[int, int]]] = {}
