@@ -51,9 +51,8 @@ def chunk_text(
     text: str, sections: Sequence[Section] = (), limit_chars: int = CHUNK_CHARS
 ) -> tuple[Chunk, ...]:
     """The chunks of ``text``, in order; ``sections`` (if any) bound them."""
-    if not sections:
-        regions = [(0, len(text), None)]
-    else:
+    regions: list[tuple[int, int, Section | None]] = [(0, len(text), None)]
+    if sections:
         regions = [(s.start, s.end, s) for s in sections]
     line_starts = _line_starts(text)
     chunks: list[Chunk] = []

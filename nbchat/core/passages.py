@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from nbchat.core.chunks import Chunk, describe_chunks
 from nbchat.core.events import TokenCounter
 from nbchat.core.ranking import words
-from nbchat.core.store import Store
+from nbchat.core.store import AttachmentRecord, Store
 
 __all__ = [
     "HEAD_SHARE",
@@ -40,6 +40,7 @@ __all__ = [
     "select_passages",
     "describe_passages",
     "bring_in",
+    "seen_parts",
 ]
 
 #: The share of a file's grant that goes to its head (the rest to the ranked passages).
@@ -263,6 +264,36 @@ def bring_in(
         tokens = sum(counter.count(block) for block in blocks)
         brought.append(BroughtIn(item.name, item.sha256, blocks, passages, tokens))
     return brought
+
+
+def seen_parts(
+    store: Store, session_id: str, records: Sequence[AttachmentRecord]
+) -> dict[str, str]:
+    """Per content sha256 of a partly sent file, how much of it the conversation has
+    seen: "pages 1-2, 47 of 117 seen, ~5,900 of ~61,000 tokens" (for ``%chat files``)."""
+    from nbchat.core.attachments import Resolver
+    from nbchat.core.chunks import chunk_text
+    from nbchat.core.compaction import resolve_record
+
+    sent = store.sent_chunks(session_id)
+    resolver = Resolver(store)
+    seen: dict[str, str] = {}
+    for record in records:
+        indexes = sent.get(record.sha256)
+        if not indexes or record.sha256 in seen:
+            continue
+        item = resolve_record(record, resolver)
+        if item is None:
+            continue
+        chunks = chunk_text(item.text, item.sections)
+        chosen = [chunks[i] for i in sorted(indexes) if i < len(chunks)]
+        total = record.total_tokens or 0
+        share = sum(c.end - c.start for c in chosen) / max(1, len(item.text))
+        seen[record.sha256] = (
+            f"{describe_chunks(chosen, chunks, item.text)} seen, "
+            f"~{int(total * share):,} of ~{total:,} tokens"
+        )
+    return seen
 
 
 def _runs(chosen: Sequence[Chunk]) -> list[list[Chunk]]:

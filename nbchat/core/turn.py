@@ -295,7 +295,8 @@ def _fit_attachments(
     blocks: dict[str, str] = {}
     parts: list[AttachedPart] = []
     for item, need, grant in zip(fresh, needs, grants):
-        text, kept, note, passages = item.text, need, "; ".join(item.notes), ()
+        text, kept, note = item.text, need, "; ".join(item.notes)
+        passages: tuple[str, ...] = ()
         if grant < need:
             selection = picker.select(item, grant, need)
             if selection is None:
@@ -404,8 +405,8 @@ def _bring_in_earlier(
             seen.get(item.sha256, frozenset()),
         ))
     brought = bring_in(candidates, picker.terms, budget_tokens, picker.counter)
-    for item in brought:
-        picker.brought[item.sha256] = {p.chunk.index for p in item.passages}
+    for part in brought:
+        picker.brought[part.sha256] = {p.chunk.index for p in part.passages}
     return brought
 
 
