@@ -349,6 +349,8 @@ class _Picker:
             item.name, item.text, chunks, self.ranked(item), self.terms,
             grant_tokens=grant, total_tokens=need, counter=self.counter, exclude=exclude,
         )
+        if not selection.passages:  # a grant smaller than one chunk: cut the text instead
+            return None
         self.fresh[item.sha256] = {p.chunk.index for p in selection.passages}
         return selection
 
