@@ -179,7 +179,8 @@ def m004_file_chunks(db: sqlite3.Connection) -> None:
     ``file_chunks`` holds one row per chunk of an extraction (sha256, extractor version),
     written once; ``file_chunks_fts`` (FTS5, when this SQLite has it) ranks them by BM25.
     ``sent_chunks`` says which chunks of a partly sent file a message carried, so later
-    turns bring in only what the conversation has not seen.
+    turns bring in only what the conversation has not seen. ``chunk_vectors`` holds the
+    chunks' embeddings (float32, one per chunk and model), made in the background.
     """
     db.executescript(
         """
@@ -202,6 +203,13 @@ def m004_file_chunks(db: sqlite3.Connection) -> None:
             PRIMARY KEY (message_id, sha256, idx)
         );
         CREATE INDEX sent_chunks_session ON sent_chunks(session_id);
+        CREATE TABLE chunk_vectors (
+            chunk_id INTEGER NOT NULL REFERENCES file_chunks(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (chunk_id, model)
+        );
         """
     )
     if _has_fts5(db):

@@ -14,7 +14,10 @@ question and are not yet in the conversation; the turn puts them in its own mess
 
 Ranking: the store's chunk index (FTS5 BM25 on SQLite, ``ts_rank`` on PostgreSQL) when
 the file was indexed by an earlier turn, else the same words ranked here by BM25 (a
-file seen for the first time is indexed when its turn is stored).
+file seen for the first time is indexed when its turn is stored). When the memory's
+embeddings server is on, the chunks' vectors (made in the background) rank them too, and
+the two rankings are fused by reciprocal rank (:func:`nbchat.core.ranking.fuse`); a chunk
+found by its vector alone must reach the model's cosine floor.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 
 from nbchat.core.chunks import Chunk, describe_chunks
 from nbchat.core.events import TokenCounter
-from nbchat.core.ranking import words
+from nbchat.core.ranking import fuse, words
 from nbchat.core.store import AttachmentRecord, Store
 
 __all__ = [
@@ -35,6 +38,8 @@ __all__ = [
     "Selection",
     "Candidate",
     "BroughtIn",
+    "QueryVector",
+    "Ranking",
     "rank_chunks",
     "matched_terms",
     "select_passages",
@@ -48,10 +53,29 @@ HEAD_SHARE = 0.15
 #: Chunks asked of a ranking: far more than a grant of an 8k-65k window can hold.
 RANK_LIMIT = 200
 GAP = "[...]"
-#: A later turn brings in a chunk only if it scores at least this share of the best one.
+#: A later turn brings in a chunk only if it holds at least this share of the query words
+#: that the best-matching chunk holds (scale-free, unlike BM25 or fused scores).
 RELATIVE_FLOOR = 0.5
 # Tokens kept aside for the closing note and a join's rounding.
 _NOTE_TOKENS = 60
+
+
+@dataclass(frozen=True)
+class QueryVector:
+    """The question's embedding, the model that made it, and that model's cosine floor."""
+
+    vector: Sequence[float]
+    model: str
+    cosine_floor: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A file's chunks ranked for a question: (chunk index, score), best first, and the
+    cosine of the chunks that the vectors found at or above the floor."""
+
+    order: tuple[tuple[int, float], ...]
+    similar: dict[int, float]
 
 
 @dataclass(frozen=True)
@@ -70,13 +94,14 @@ def describe_passages(passages: Sequence[Passage]) -> tuple[str, ...]:
     lines: list[str] = []
     by_index = {p.chunk.index: p for p in passages}
     for run in _runs([p.chunk for p in passages]):
-        whys = list(dict.fromkeys(by_index[c.index].why for c in run))
+        whys = [part for c in run for part in by_index[c.index].why.split("; ")]
         matched = list(dict.fromkeys(
             word for why in whys if why.startswith("matched: ")
             for word in why.removeprefix("matched: ").split(", ")
         ))
+        similar = [why for why in whys if why.startswith("similar: ")]
         reasons = (["head"] if "head" in whys else []) + (
-            ["matched: " + ", ".join(matched)] if matched else [])
+            ["matched: " + ", ".join(matched)] if matched else []) + similar[:1]
         lines.append(f"{_run_label(run)} ({'; '.join(reasons)})")
     return tuple(lines)
 
@@ -99,7 +124,7 @@ class Candidate:
     sha256: str
     text: str
     chunks: tuple[Chunk, ...]
-    ranked: tuple[tuple[int, float], ...]
+    ranking: Ranking
     seen: frozenset[int]
 
 
@@ -121,13 +146,30 @@ def rank_chunks(
     text: str,
     chunks: Sequence[Chunk],
     terms: Sequence[str],
-) -> list[tuple[int, float]]:
-    """The chunks holding any of ``terms``, best first, as (chunk index, score)."""
-    if not terms or not chunks:
-        return []
-    if store is not None and store.has_chunks(sha256, version):
-        return store.rank_chunks(sha256, version, terms, RANK_LIMIT)
-    return _bm25(text, chunks, terms)[:RANK_LIMIT]
+    query_vector: QueryVector | None = None,
+) -> Ranking:
+    """The chunks holding any of ``terms`` (and, with a query vector, those whose
+    vectors are near it), best first."""
+    if not chunks:
+        return Ranking((), {})
+    lexical: list[tuple[int, float]] = []
+    if terms and store is not None and store.has_chunks(sha256, version):
+        lexical = store.rank_chunks(sha256, version, terms, RANK_LIMIT)
+    elif terms:
+        lexical = _bm25(text, chunks, terms)[:RANK_LIMIT]
+    nearest: list[tuple[int, float]] = []
+    if query_vector is not None and store is not None:
+        nearest = store.rank_chunk_vectors(
+            sha256, version, query_vector.model, query_vector.vector, RANK_LIMIT
+        )
+    if query_vector is None or not nearest:
+        return Ranking(tuple(lexical), {})
+    floor = query_vector.cosine_floor
+    by_words = {index for index, _ in lexical}
+    kept = [(i, c) for i, c in nearest if c >= floor or i in by_words]
+    similar = {i: c for i, c in kept if c >= floor}
+    order = tuple((f.message_id, f.score) for f in fuse(lexical, kept))
+    return Ranking(order, similar)
 
 
 def matched_terms(text: str, terms: Sequence[str]) -> list[str]:
@@ -140,7 +182,7 @@ def select_passages(
     name: str,
     text: str,
     chunks: Sequence[Chunk],
-    ranked: Sequence[tuple[int, float]],
+    ranking: Ranking,
     terms: Sequence[str],
     *,
     grant_tokens: int,
@@ -163,14 +205,14 @@ def select_passages(
         chosen[chunk.index] = "head"
         used += cost(chunk)
     order: list[int] = []  # the ranked ones, best first (dropped last-first on overflow)
-    for index, _ in ranked:
+    for index, _ in ranking.order:
         if index in chosen or index in exclude or index >= len(chunks):
             continue
         chunk = chunks[index]
-        found = matched_terms(text[chunk.start : chunk.end], terms)
-        if not found or used + cost(chunk) > room:
+        why = _why(text[chunk.start : chunk.end], terms, ranking.similar.get(index))
+        if not why or used + cost(chunk) > room:
             continue
-        chosen[index] = "matched: " + ", ".join(found)
+        chosen[index] = why
         order.append(index)
         used += cost(chunk)
     fill: list[int] = []
@@ -225,30 +267,37 @@ def bring_in(
     shares a common word with the question stays out). The files take turns (each one's best, then each one's second best...), as their scores
     are not comparable; each file's passages are then rendered in document order.
     """
-    queues: list[list[tuple[int, list[str]]]] = []
+    queues: list[list[tuple[int, str]]] = []
     for item in candidates:
+        found: dict[int, list[str]] = {}
+        for index, _ in item.ranking.order:
+            if index < len(item.chunks):
+                chunk = item.chunks[index]
+                found[index] = matched_terms(item.text[chunk.start : chunk.end], terms)
+        most = max((len(words_found) for words_found in found.values()), default=0)
         queue = []
-        best = item.ranked[0][1] if item.ranked else 0.0
-        for index, score in item.ranked:
-            if index in item.seen or index >= len(item.chunks) or score < RELATIVE_FLOOR * best:
+        for index, _ in item.ranking.order:
+            if index in item.seen or index not in found:
                 continue
-            chunk = item.chunks[index]
-            found = matched_terms(item.text[chunk.start : chunk.end], terms)
-            if found:
-                queue.append((index, found))
+            similar = item.ranking.similar.get(index)
+            enough = bool(found[index]) and len(found[index]) >= RELATIVE_FLOOR * most
+            if enough or similar is not None:
+                why = _why(item.text[item.chunks[index].start : item.chunks[index].end],
+                           terms if enough else (), similar)
+                queue.append((index, why))
         queues.append(queue)
-    chosen: list[dict[int, list[str]]] = [{} for _ in candidates]
+    chosen: list[dict[int, str]] = [{} for _ in candidates]
     used = 0
     depth = 0
     while any(depth < len(q) for q in queues):
         for number, (item, queue) in enumerate(zip(candidates, queues)):
             if depth >= len(queue):
                 continue
-            index, found = queue[depth]
+            index, why = queue[depth]
             chunk = item.chunks[index]
             need = counter.count(item.text[chunk.start : chunk.end]) + 12  # + its heading
             if used + need <= budget_tokens:
-                chosen[number][index] = found
+                chosen[number][index] = why
                 used += need
         depth += 1
     brought: list[BroughtIn] = []
@@ -260,7 +309,7 @@ def bring_in(
             f"From {item.name}, {_run_label(run)}:\n{item.text[run[0].start : run[-1].end]}"
             for run in _runs(ordered)
         )
-        passages = tuple(Passage(c, "matched: " + ", ".join(picks[c.index])) for c in ordered)
+        passages = tuple(Passage(c, picks[c.index]) for c in ordered)
         tokens = sum(counter.count(block) for block in blocks)
         brought.append(BroughtIn(item.name, item.sha256, blocks, passages, tokens))
     return brought
@@ -294,6 +343,17 @@ def seen_parts(
             f"~{int(total * share):,} of ~{total:,} tokens"
         )
     return seen
+
+
+def _why(text: str, terms: Sequence[str], similar: float | None) -> str:
+    """Why a ranked chunk is relevant ("matched: a, b", "similar: cosine 0.93"), or ""."""
+    reasons = []
+    found = matched_terms(text, terms) if terms else []
+    if found:
+        reasons.append("matched: " + ", ".join(found))
+    if similar is not None:
+        reasons.append(f"similar: cosine {similar:.2f}")
+    return "; ".join(reasons)
 
 
 def _runs(chosen: Sequence[Chunk]) -> list[list[Chunk]]:

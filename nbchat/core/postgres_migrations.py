@@ -310,7 +310,8 @@ def m005_file_chunks(db: Connection) -> None:
     Like the other caches, ``file_chunks`` is each user's own (a hit must not reveal
     another user's document): ``owner`` plus the ``own`` policy. The chunks of one file
     are found by (owner, sha256, version) first, so ranking them needs no GIN scan under
-    row-level security; the GIN index serves any search across files.
+    row-level security; the GIN index serves any search across files. ``chunk_vectors``
+    holds the chunks' embeddings (pgvector, any size), the user's own too.
     """
     _run(db, """
         CREATE TABLE file_chunks (
@@ -337,10 +338,20 @@ def m005_file_chunks(db: Connection) -> None:
             PRIMARY KEY (message_id, sha256, idx)
         );
         CREATE INDEX sent_chunks_session ON sent_chunks(session_id);
+
+        CREATE TABLE chunk_vectors (
+            owner NAME NOT NULL DEFAULT current_user,
+            chunk_id BIGINT NOT NULL REFERENCES file_chunks(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector vector NOT NULL,
+            PRIMARY KEY (chunk_id, model)
+        );
     """)
     own_session = "session_id IN (SELECT id FROM sessions WHERE owner = current_user)"
     for table, check in (
         ("file_chunks", "owner = current_user"),
+        ("chunk_vectors", "owner = current_user"),
         ("sent_chunks", f"owner = current_user AND {own_session}"),
     ):
         _run(db, f"""

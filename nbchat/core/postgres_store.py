@@ -33,6 +33,7 @@ from nbchat.core.ranking import RRF_K, fuse, query_terms
 from nbchat.core.store import (
     AttachmentRecord,
     ChunkRow,
+    ChunkText,
     Hit,
     MessageText,
     MessageVector,
@@ -782,6 +783,46 @@ class PostgresStore:
             "WHERE owner = current_user AND sha256 = %s AND extractor_version = %s "
             "AND words @@ q ORDER BY rank DESC, idx LIMIT %s",
             (" | ".join(words), sha256, version, limit),
+        )
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def unembedded_chunks(
+        self, model: str, limit: int, skip: frozenset[int] = frozenset()
+    ) -> list[ChunkText]:
+        rows = self._query(
+            "SELECT c.id, c.text FROM file_chunks c WHERE c.owner = current_user "
+            "AND NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id "
+            "AND v.model = %s) AND NOT (c.id = ANY(%s)) ORDER BY c.id DESC LIMIT %s",
+            (model, sorted(skip), limit),
+        )
+        return [ChunkText(int(r[0]), str(r[1])) for r in rows]
+
+    def add_chunk_vectors(
+        self, db: Any, model: str, vectors: Sequence[tuple[int, Sequence[float]]]
+    ) -> int:
+        import numpy as np
+
+        added = 0
+        for chunk_id, vector in vectors:
+            added += db.execute(
+                "INSERT INTO chunk_vectors (chunk_id, model, dim, vector) "
+                "SELECT %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM file_chunks WHERE id = %s) "
+                "ON CONFLICT DO NOTHING",
+                (chunk_id, model, len(vector), np.asarray(vector, dtype=np.float32), chunk_id),
+            ).rowcount
+        return added
+
+    def rank_chunk_vectors(
+        self, sha256: str, version: str, model: str, vector: Sequence[float], limit: int
+    ) -> list[tuple[int, float]]:
+        import numpy as np
+
+        rows = self._query(
+            "SELECT c.idx, 1 - (v.vector <=> %s) AS cosine FROM chunk_vectors v "
+            "JOIN file_chunks c ON c.id = v.chunk_id WHERE c.owner = current_user "
+            "AND c.sha256 = %s AND c.extractor_version = %s AND v.model = %s AND v.dim = %s "
+            "ORDER BY cosine DESC, c.idx LIMIT %s",
+            (np.asarray(vector, dtype=np.float32), sha256, version, model, len(vector), limit),
         )
         return [(int(r[0]), float(r[1])) for r in rows]
 

@@ -25,6 +25,7 @@ from nbchat.core.migrations import MIGRATIONS, migrate, schema_version
 from nbchat.core.store import (
     AttachmentRecord,
     ChunkRow,
+    ChunkText,
     Hit,
     MessageText,
     MessageVector,
@@ -645,6 +646,49 @@ class SqliteStore:
             (*lowered, sha256, version, *lowered, limit),
         )
         return [(int(r[0]), float(r[1])) for r in rows]
+
+    def unembedded_chunks(
+        self, model: str, limit: int, skip: frozenset[int] = frozenset()
+    ) -> list[ChunkText]:
+        rows = self._query(
+            "SELECT c.id, c.text FROM file_chunks c WHERE NOT EXISTS (SELECT 1 FROM "
+            "chunk_vectors v WHERE v.chunk_id = c.id AND v.model = ?) ORDER BY c.id DESC LIMIT ?",
+            (model, limit + len(skip)),
+        )
+        found = [ChunkText(int(r[0]), str(r[1])) for r in rows if int(r[0]) not in skip]
+        return found[:limit]
+
+    def add_chunk_vectors(
+        self, db: Any, model: str, vectors: Sequence[tuple[int, Sequence[float]]]
+    ) -> int:
+        from nbchat.core.sqlite_search import vector_to_blob
+
+        before = db.total_changes
+        db.executemany(
+            "INSERT OR IGNORE INTO chunk_vectors (chunk_id, model, dim, vector) "
+            "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM file_chunks WHERE id = ?)",
+            [(cid, model, len(v), vector_to_blob(v), cid) for cid, v in vectors],
+        )
+        return int(db.total_changes - before)
+
+    def rank_chunk_vectors(
+        self, sha256: str, version: str, model: str, vector: Sequence[float], limit: int
+    ) -> list[tuple[int, float]]:
+        import numpy as np
+
+        rows = self._query(
+            "SELECT c.idx, v.vector FROM chunk_vectors v JOIN file_chunks c ON c.id = v.chunk_id "
+            "WHERE c.sha256 = ? AND c.extractor_version = ? AND v.model = ? AND v.dim = ?",
+            (sha256, version, model, len(vector)),
+        )
+        if not rows:
+            return []
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        query = np.asarray(vector, dtype="<f4")
+        norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
+        cosines = matrix @ query / np.maximum(norms, 1e-12)
+        ranked = sorted(zip((int(r[0]) for r in rows), cosines.tolist()), key=lambda p: -p[1])
+        return [(index, float(cosine)) for index, cosine in ranked[:limit]]
 
     def record_sent_chunks(
         self, db: Any, session_id: str, message_id: int, sha256: str, indexes: Sequence[int]

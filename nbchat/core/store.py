@@ -33,6 +33,7 @@ __all__ = [
     "MessageText",
     "MessageVector",
     "ChunkRow",
+    "ChunkText",
 ]
 
 
@@ -185,6 +186,14 @@ class ChunkRow:
     start: int
     end: int
     label: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    """A stored chunk's row id and text, as the embedder reads them."""
+
+    chunk_id: int
     text: str
 
 
@@ -403,6 +412,25 @@ class Store(Protocol):
         self, sha256: str, version: str, terms: Sequence[str], limit: int
     ) -> list[tuple[int, float]]:
         """The file's chunks holding any of ``terms``, best first, as (chunk index, score)."""
+        ...
+
+    def unembedded_chunks(
+        self, model: str, limit: int, skip: frozenset[int] = frozenset()
+    ) -> list[ChunkText]:
+        """Up to ``limit`` indexed chunks with no vector for ``model``, newest first."""
+        ...
+
+    def add_chunk_vectors(
+        self, db: Transaction, model: str, vectors: Sequence[tuple[int, Sequence[float]]]
+    ) -> int:
+        """Store (chunk id, vector) pairs of ``model``; returns how many were new."""
+        ...
+
+    def rank_chunk_vectors(
+        self, sha256: str, version: str, model: str, vector: Sequence[float], limit: int
+    ) -> list[tuple[int, float]]:
+        """The file's chunks nearest to ``vector`` (same model and size), as (chunk index,
+        cosine), best first; [] when none has a vector yet."""
         ...
 
     def record_sent_chunks(

@@ -55,6 +55,8 @@ from nbchat.core.records import (
 from nbchat.core.passages import (
     BroughtIn,
     Candidate,
+    QueryVector,
+    Ranking,
     Selection,
     bring_in,
     describe_passages,
@@ -107,8 +109,12 @@ def prepare_turn(
     no_history: bool = False,
     system_prompt: str | None = None,
     recalled: str = "",
+    query_vector: QueryVector | None = None,
 ) -> PreparedTurn:
     """Build the turn's messages; raise before anything is written when it cannot be sent.
+
+    ``query_vector`` (the question's embedding, when the memory has an embeddings server)
+    ranks a large file's chunks by meaning too, fused with their words.
 
     The steps: the system prompt; the attachments resolved (references in the question
     included); the room left once the answer, system prompt and question are counted;
@@ -145,7 +151,7 @@ def prepare_turn(
             f"answer's max_tokens ({settings.max_tokens:,}). Shorten it, lower max_tokens, or use a "
             "model with a larger context window."
         )
-    picker = _Picker(store, counter, query_terms(question_text))
+    picker = _Picker(store, counter, query_terms(question_text), query_vector)
     budget, blocks, parts = _fit_attachments(
         fresh, repeats, free_tokens, settings, counter, answer_room, picker
     )
@@ -322,6 +328,7 @@ class _Picker:
     store: Store
     counter: CachedCounter
     terms: list[str]
+    query_vector: QueryVector | None = None
     fresh: dict[str, set[int]] = field(default_factory=dict)
     brought: dict[str, set[int]] = field(default_factory=dict)
     carried: dict[str, set[int]] = field(default_factory=dict)
@@ -332,11 +339,12 @@ class _Picker:
             self._chunks[item.sha256] = chunk_text(item.text, item.sections)
         return self._chunks[item.sha256]
 
-    def ranked(self, item: Resolved) -> list[tuple[int, float]]:
+    def ranked(self, item: Resolved) -> Ranking:
         from nbchat.core.extract import EXTRACTOR_VERSION
 
         return rank_chunks(
-            self.store, item.sha256, EXTRACTOR_VERSION, item.text, self.chunks(item), self.terms
+            self.store, item.sha256, EXTRACTOR_VERSION, item.text, self.chunks(item),
+            self.terms, self.query_vector,
         )
 
     def select(
@@ -388,7 +396,7 @@ def _bring_in_earlier(
 ) -> list[BroughtIn]:
     """Passages of the session's partly sent files that match the new question and are
     not in the conversation yet (:func:`~nbchat.core.passages.bring_in`)."""
-    if budget_tokens <= 0 or not picker.terms:
+    if budget_tokens <= 0 or not (picker.terms or picker.query_vector):
         return []
     seen = store.sent_chunks(session.id, from_seq=session.history_start_seq)
     candidates: list[Candidate] = []
@@ -403,7 +411,7 @@ def _bring_in_earlier(
             continue
         chunks = picker.chunks(item)
         candidates.append(Candidate(
-            item.name, item.sha256, item.text, chunks, tuple(picker.ranked(item)),
+            item.name, item.sha256, item.text, chunks, picker.ranked(item),
             seen.get(item.sha256, frozenset()),
         ))
     brought = bring_in(candidates, picker.terms, budget_tokens, picker.counter)
