@@ -137,7 +137,8 @@ def prepare_turn(
     # This session's attachment records, read once: for repeats, the report, compaction.
     history = session if session is not None and not no_history else None
     records = store.attachments(history.id, include_forgotten=True) if history else []
-    fresh, repeats = _split_repeats([*files, *inline_resolved], records, session)
+    fresh, repeats = _split_repeats([*files, *inline_resolved], records, history)
+    partial = _partial_shas(records)
 
     system_tokens = counter.count(system) + MESSAGE_OVERHEAD_TOKENS if system else 0
     recall_tokens = counter.count(recalled) if recalled else 0
@@ -153,7 +154,7 @@ def prepare_turn(
         )
     picker = _Picker(store, counter, query_terms(question_text), query_vector)
     budget, blocks, parts = _fit_attachments(
-        fresh, repeats, free_tokens, settings, counter, answer_room, picker
+        fresh, repeats, free_tokens, settings, counter, answer_room, picker, partial
     )
     if any(part.tokens.truncated and not part.tokens.passages for part in parts):
         cut = [p.tokens.name for p in parts if p.tokens.truncated and not p.tokens.passages]
@@ -171,7 +172,7 @@ def prepare_turn(
         left = answer_room - system_tokens - recall_tokens - 3 * MESSAGE_OVERHEAD_TOKENS
         left -= counter.count(render_user_message(question_rendered, file_blocks, recalled))
         brought = _bring_in_earlier(
-            store, history, records, resolver, picker, {i.sha256 for i in resolved},
+            store, history, records, resolver, picker, {i.sha256 for i in fresh},
             min(settings.history_files_budget, int(EARLIER_PASSAGES_SHARE * answer_room), left),
         )
     passage_blocks = [block for item in brought for block in item.blocks]
@@ -262,8 +263,10 @@ def _split_repeats(
     items: Sequence[Resolved], records: Sequence[AttachmentRecord], session: Session | None
 ) -> tuple[list[Resolved], list[Resolved]]:
     """(fresh, repeats): files already in this conversation's context are not sent twice,
-    nor is one content attached twice in a turn."""
+    nor is one content attached twice in a turn. A file sent earlier in part is a repeat
+    too: the passages this question needs are brought in (:func:`_bring_in_earlier`)."""
     in_context = in_context_shas(records, session) if session is not None else set()
+    in_context |= _partial_shas(records) if session is not None else set()
     fresh: list[Resolved] = []
     repeats: list[Resolved] = []
     seen: set[str] = set()
@@ -276,6 +279,14 @@ def _split_repeats(
     return fresh, repeats
 
 
+def _partial_shas(records: Sequence[AttachmentRecord]) -> set[str]:
+    """Content of this session's files that were sent only in part."""
+    return {
+        r.sha256 for r in records
+        if not r.forgotten and (r.kept_tokens or 0) < (r.total_tokens or 0)
+    }
+
+
 def _fit_attachments(
     fresh: Sequence[Resolved],
     repeats: Sequence[Resolved],
@@ -284,6 +295,7 @@ def _fit_attachments(
     counter: CachedCounter,
     answer_room: int,
     picker: "_Picker",
+    partial: set[str],
 ) -> tuple[int, dict[str, str], tuple[AttachedPart, ...]]:
     """(budget, each content's block by sha256, the parts): fresh files share the budget
     (water-filling), at most :data:`FRESH_FILES_SHARE` of the room so the conversation
@@ -291,7 +303,7 @@ def _fit_attachments(
     (a file of one chunk is cut instead); repeats become a one-line note."""
     needs = [counter.count(item.text) for item in fresh]
     markers = sum(counter.count(render_block(_label(i), i.name, i.kind, i.sha256, "")) for i in fresh)
-    markers += sum(counter.count(_repeat_note(i)) for i in repeats)
+    markers += sum(counter.count(_repeat_note(i, i.sha256 in partial)) for i in repeats)
     slack = JOIN_SLACK_TOKENS * (len(fresh) + len(repeats) + 2)
     budget = max(0, min(
         settings.attachment_budget, int(FRESH_FILES_SHARE * answer_room),
@@ -315,7 +327,7 @@ def _fit_attachments(
             AttachedPart(item, PartTokens(item.name, item.kind, kept, need, note, passages))
         )
     for item in repeats:
-        blocks.setdefault(item.sha256, _repeat_note(item))
+        blocks.setdefault(item.sha256, _repeat_note(item, item.sha256 in partial))
         parts.append(AttachedPart(item, PartTokens(item.name, item.kind, 0, 0, "already in context")))
     return budget, blocks, tuple(parts)
 
@@ -598,7 +610,12 @@ def _close(stream: Iterator[Any] | None) -> None:
         close()
 
 
-def _repeat_note(item: Resolved) -> str:
+def _repeat_note(item: Resolved, partial: bool = False) -> str:
+    if partial:
+        return (
+            f"[{item.name}: unchanged since it was attached earlier in this conversation; "
+            "parts of it are above, and the passages this question needs follow]"
+        )
     return (
         f"[{item.name}: unchanged since it was attached earlier in this conversation; "
         "its content is above]"

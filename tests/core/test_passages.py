@@ -168,3 +168,23 @@ def test_a_file_is_indexed_once_per_content_and_extractor_version(store, default
     # The same content again, by another path and in another session: no new rows.
     send(store, default_settings, ScriptedBackend(), "And the Sorrowby tunnel?", [path_spec(copy)])
     assert query(store, sql, (sha,))[0] == (rows, distinct)
+
+
+def test_attaching_the_large_file_again_on_each_turn_brings_in_passages_not_its_head(
+    store, default_settings, report
+):
+    document, path = report
+    backend = ScriptedBackend(ANSWER)
+    first, result = send(store, default_settings, backend, document.facts[0].question,
+                         [path_spec(path)])
+    head = first.messages[-1]["content"].split("[...]")[0]
+    for fact in document.facts[1:4]:  # the cell keeps its -f report.txt
+        prepared, result = send(store, default_settings, backend, fact.question,
+                                [path_spec(path)], session_id=result.session_id)
+        current = prepared.messages[-1]["content"]
+        assert head not in current
+        assert "parts of it are above, and the passages this question needs follow" in current
+        assert fact.sentence.rstrip(".") in current
+        assert not prepared.report.compacted
+        before, after = backend.requests[-2], backend.requests[-1]
+        assert after[: len(before)] == before
