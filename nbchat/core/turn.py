@@ -109,12 +109,13 @@ def prepare_turn(
     no_history: bool = False,
     system_prompt: str | None = None,
     recalled: str = "",
-    query_vector: QueryVector | None = None,
+    query_vector: Callable[[], QueryVector | None] | None = None,
 ) -> PreparedTurn:
     """Build the turn's messages; raise before anything is written when it cannot be sent.
 
-    ``query_vector`` (the question's embedding, when the memory has an embeddings server)
-    ranks a large file's chunks by meaning too, fused with their words.
+    ``query_vector`` gives the question's embedding (when the memory has an embeddings
+    server), so a large file's chunks rank by meaning too, fused with their words; it is
+    called only when a file's passages are ranked, so other turns never wait for it.
 
     The steps: the system prompt; the attachments resolved (references in the question
     included); the room left once the answer, system prompt and question are counted;
@@ -340,11 +341,19 @@ class _Picker:
     store: Store
     counter: CachedCounter
     terms: list[str]
-    query_vector: QueryVector | None = None
+    vector_source: Callable[[], QueryVector | None] | None = None
     fresh: dict[str, set[int]] = field(default_factory=dict)
     brought: dict[str, set[int]] = field(default_factory=dict)
     carried: dict[str, set[int]] = field(default_factory=dict)
     _chunks: dict[str, tuple[Chunk, ...]] = field(default_factory=dict)
+    _vector: list[QueryVector | None] = field(default_factory=list)
+
+    @property
+    def query_vector(self) -> QueryVector | None:
+        """The question's vector, asked for once, the first time a ranking needs it."""
+        if not self._vector:
+            self._vector.append(self.vector_source() if self.vector_source else None)
+        return self._vector[0]
 
     def chunks(self, item: Resolved) -> tuple[Chunk, ...]:
         if item.sha256 not in self._chunks:
@@ -408,7 +417,7 @@ def _bring_in_earlier(
 ) -> list[BroughtIn]:
     """Passages of the session's partly sent files that match the new question and are
     not in the conversation yet (:func:`~nbchat.core.passages.bring_in`)."""
-    if budget_tokens <= 0 or not (picker.terms or picker.query_vector):
+    if budget_tokens <= 0 or not (picker.terms or picker.vector_source):
         return []
     seen = store.sent_chunks(session.id, from_seq=session.history_start_seq)
     candidates: list[Candidate] = []

@@ -37,6 +37,7 @@ def test_db_init_makes_the_tables_on_a_fresh_database(
     assert f"at version {len(MIGRATIONS)} ({len(MIGRATIONS)} step(s) applied)" in done.stderr
     assert {"sessions", "messages", "files", "attachments", "extracts", "path_hashes",
             "token_counts", "embeddings", "session_shares", "file_chunks", "sent_chunks",
+            "chunk_vectors",
             "schema_version"} == tables(
         pg_cluster, pg_empty_database
     )

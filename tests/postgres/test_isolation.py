@@ -51,6 +51,10 @@ ALICE_ROWS = {
         "INSERT INTO file_chunks (sha256, extractor_version, idx, start, stop, label, text) "
         "VALUES ('sha-memo', 'v1', 0, 0, 9, 'line 1', 'memo text')"
     ),
+    "chunk_vectors": (
+        "INSERT INTO chunk_vectors (chunk_id, model, dim, vector) "
+        "SELECT id, 'm', 3, '[1,0,0]' FROM file_chunks WHERE sha256 = 'sha-memo'"
+    ),
     "sent_chunks": (
         "INSERT INTO sent_chunks (session_id, message_id, sha256, idx) "
         "SELECT 's-alice', id, 'sha-memo', 0 FROM messages WHERE session_id = 's-alice'"
@@ -169,7 +173,7 @@ def test_a_shared_session_is_readable_by_the_group_with_its_files(
         assert count(bob, table) == 1, table
     assert bob.execute("SELECT data FROM files").fetchone()[0] == b"memo bytes"
     for table in ("extracts", "path_hashes", "token_counts", "embeddings", "file_chunks",
-                  "sent_chunks"):
+                  "sent_chunks", "chunk_vectors"):
         assert count(bob, table) == 0, table
 
 
