@@ -317,6 +317,13 @@ class ChatClient:
             current is not None and settings.system_prompt != self.settings.system_prompt
         ) else None
 
+        # With an embeddings server, a large file's passages rank by meaning too (the
+        # question is embedded only if a file's passages are ranked).
+        memory = self.memory
+        passage_vector = (
+            (lambda: memory.passage_query(prompt)) if memory.client is not None else None
+        )
+
         def turn(recalled_text: str) -> PreparedTurn:
             return prepare_turn(
                 store,
@@ -330,6 +337,7 @@ class ChatClient:
                 no_history=no_history,
                 system_prompt=system_override,
                 recalled=recalled_text,
+                query_vector=passage_vector,
             )
 
         if recalled:

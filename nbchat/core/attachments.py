@@ -19,7 +19,7 @@ from typing import Union
 
 from nbchat.core.errors import AttachmentError, AttachmentsError
 from nbchat.core.extractors.record import Extracted, Section
-from nbchat.core.store import Store, StoredFile, Transaction
+from nbchat.core.store import ChunkRow, Store, StoredFile, Transaction
 
 __all__ = [
     "AttachmentSpec",
@@ -177,6 +177,7 @@ class Resolver:
     max_inflated_bytes: int = 512 * 1024 * 1024
     _path_hashes: list[tuple[str, int, int, str]] = field(default_factory=list)
     _extracts: dict[str, Extracted] = field(default_factory=dict)
+    _resolved: dict[str, Extracted] = field(default_factory=dict)
 
     def resolve_all(self, specs: Sequence[AttachmentSpec]) -> list[Resolved]:
         """Every spec resolved, or one :class:`AttachmentsError` listing every failure."""
@@ -194,6 +195,14 @@ class Resolver:
         return resolved
 
     def resolve(self, spec: AttachmentSpec) -> Resolved:
+        """The attachment's text; its chunk index is written by the turn's :meth:`flush`."""
+        resolved = self._resolve(spec)
+        self._resolved[resolved.sha256] = Extracted(
+            resolved.text, resolved.kind, resolved.notes, resolved.sections
+        )
+        return resolved
+
+    def _resolve(self, spec: AttachmentSpec) -> Resolved:
         if spec.kind == TEXT:
             text = spec.text or ""
             if not text.strip():
@@ -281,8 +290,12 @@ class Resolver:
         for sha, extracted in self._extracts.items():
             store.put_extract(db, sha, EXTRACTOR_VERSION, extracted)
             _remember_extract(sha, extracted)
+        for sha, extracted in self._resolved.items():
+            if not store.has_chunks(sha, EXTRACTOR_VERSION):  # once per (content, version)
+                store.put_chunks(db, sha, EXTRACTOR_VERSION, chunk_rows(extracted))
         self._path_hashes.clear()
         self._extracts.clear()
+        self._resolved.clear()
 
     def remember(self) -> None:
         """Keep new entries in this process's memory only (a dry run stores nothing)."""
@@ -290,6 +303,16 @@ class Resolver:
             _MEMORY_PATHS[(absolute, size_bytes, mtime_ns)] = sha
         for sha, entry in self._extracts.items():
             _remember_extract(sha, entry)
+
+
+def chunk_rows(extracted: Extracted) -> list[ChunkRow]:
+    """The chunks of an extraction as the store's chunk index holds them."""
+    from nbchat.core.chunks import chunk_text
+
+    return [
+        ChunkRow(c.index, c.start, c.end, c.label, extracted.text[c.start : c.end])
+        for c in chunk_text(extracted.text, extracted.sections)
+    ]
 
 
 def _resolved(

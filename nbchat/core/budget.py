@@ -12,10 +12,31 @@ from collections.abc import Sequence
 
 from nbchat.core.events import TokenCounter
 
-__all__ = ["fit_budget", "truncate_to_tokens", "truncation_note", "NOTE_RESERVE_TOKENS"]
+__all__ = [
+    "fit_budget",
+    "truncate_to_tokens",
+    "truncation_note",
+    "NOTE_RESERVE_TOKENS",
+    "FRESH_FILES_SHARE",
+    "EARLIER_PASSAGES_SHARE",
+    "CARRIED_FILES_SHARE",
+    "COMPACTION_KEEP_SHARE",
+]
 
 # Room kept inside a cut file's share for the "[truncated: ...]" note itself.
 NOTE_RESERVE_TOKENS = 24
+
+# Shares of the prompt's room (the context window less the answer's max_tokens), so that
+# a conversation about a large file goes on for several turns between compactions:
+#: at most this much for one turn's new attachments (with attachment_budget);
+FRESH_FILES_SHARE = 0.45
+#: at most this much for passages of earlier files brought into a later turn's message
+#: (with history_files_budget);
+EARLIER_PASSAGES_SHARE = 0.15
+#: at most this much for the files a compaction carries past the turns it drops;
+CARRIED_FILES_SHARE = 0.20
+#: a compaction keeps the newest turns that fit in this much (one large step).
+COMPACTION_KEEP_SHARE = 0.25
 
 
 def fit_budget(needs: Sequence[int], budget: int) -> list[int]:

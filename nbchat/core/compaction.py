@@ -1,14 +1,17 @@
 """History that no longer fits: which turns to drop, and the files carried past them.
 
 A compaction drops the oldest turns in one step (:func:`~nbchat.core.layout.plan_compaction`
-keeps half the window), so the prompt's prefix stays stable for many turns after it; the
-files those turns attached are re-included in one "files shared earlier" block, within
-``history_files_budget``. The turn stores the result (:class:`~nbchat.core.records.Compaction`).
+keeps the newest turns within ``keep_tokens``, a quarter of the room by default), so the
+prompt's prefix stays stable for several turns after it; it always drops at least one
+turn. The files those turns attached are re-included in one "files shared earlier"
+block, within ``files_budget_tokens``; a file too large for its share there is carried as
+its head and the passages the current question needs (``select``). The turn stores the
+result (:class:`~nbchat.core.records.Compaction`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nbchat.core.attachments import STORED, AttachmentSpec, Resolved, Resolver
@@ -32,7 +35,13 @@ __all__ = [
     "in_context_shas",
     "earlier_parts",
     "carry_files",
+    "resolve_record",
+    "Select",
 ]
+
+#: Passages of a file too large for its grant: (file, grant, its tokens, the first kept
+#: message's seq) -> (the text to carry, its tokens), or None to cut it instead.
+Select = Callable[[Resolved, int, int, int], "tuple[str, int] | None"]
 
 # Tokens allowed for the separators around each block: a join can merge or split a
 # token at a boundary, which the per-part counts do not see.
@@ -61,27 +70,42 @@ def fit_history(
     limit_tokens: int,
     window_tokens: int,
     files_budget_tokens: int,
+    keep_tokens: int | None = None,
+    select: Select | None = None,
 ) -> FittedHistory:
-    """The session's replayed history within ``limit_tokens``, compacting when it is over."""
+    """The session's replayed history within ``limit_tokens``, compacting when it is over.
+
+    A compaction keeps the newest turns within ``keep_tokens`` (half the window when not
+    given) and drops at least one: one that dropped nothing would only change the
+    prefix, costing the server's cache for no room.
+    """
     turns = history_turns(stored)
     carried = session.carried_files
     history_tokens = sum(t.tokens for t in turns) + counter.count(carried)
     if history_tokens <= limit_tokens:
         return FittedHistory(tuple(turns), carried, None, 0, ())
     notices: list[str] = []
-    keep = min(window_tokens // 2, limit_tokens)
+    keep = min(window_tokens // 2 if keep_tokens is None else keep_tokens, limit_tokens)
     dropped = plan_compaction([t.tokens for t in turns], keep)
+    if turns and dropped == 0:
+        dropped = 1
     kept_turns = turns[dropped:]
     start_seq = kept_turns[0].user.seq if kept_turns else (stored[-1].seq + 1 if stored else 0)
     room = limit_tokens - sum(t.tokens for t in kept_turns)
     carried = carry_files(
-        records, resolver, start_seq, min(files_budget_tokens, room), counter, notices
+        records, resolver, start_seq, min(files_budget_tokens, room), counter, notices, select
     )
-    notices.append(
-        f"History compacted: {dropped} oldest turn(s) dropped to fit the "
-        f"context window ({window_tokens:,} tokens); their files are re-included "
-        "and past messages stay searchable with `%chat recall`."
-    )
+    if dropped:
+        notices.append(
+            f"History compacted: {dropped} oldest turn(s) dropped to fit the "
+            f"context window ({window_tokens:,} tokens); their files are re-included "
+            "and past messages stay searchable with `%chat recall`."
+        )
+    else:
+        notices.append(
+            "History compacted: the files carried from earlier turns were cut to fit the "
+            f"context window ({window_tokens:,} tokens)."
+        )
     return FittedHistory(
         tuple(kept_turns), carried, Compaction(start_seq, carried), dropped, tuple(notices)
     )
@@ -117,6 +141,7 @@ def carry_files(
     budget_tokens: int,
     counter: CachedCounter,
     notices: list[str],
+    select: Select | None = None,
 ) -> str:
     """The "files shared earlier" block for the turns a compaction drops."""
     dropped = [
@@ -129,22 +154,11 @@ def carry_files(
         if record.sha256 in seen:
             continue
         seen.add(record.sha256)
-        cached = resolver.cached_extract(record.sha256)
-        if cached is not None:
-            items.append(
-                Resolved(AttachmentSpec(record.kind, record.name), record.name, record.path,
-                         record.sha256, cached.text, cached.kind, cached.notes, cached.sections)
-            )
-            continue
-        spec = AttachmentSpec(STORED, record.name) if record.kind == STORED else None
-        if spec is None and record.path:
-            spec = AttachmentSpec("path", record.path)
-        try:
-            if spec is None:
-                raise NbChatError("no source")
-            items.append(resolver.resolve(spec))
-        except NbChatError:
+        found = resolve_record(record, resolver)
+        if found is None:
             notices.append(f"{record.name} is no longer available and was left out.")
+        else:
+            items.append(found)
     needs = [counter.count(item.text) for item in items]
     labels = ["FILE" if i.spec.kind in ("path", STORED) else i.spec.kind.upper() for i in items]
     empty = [render_block(lb, i.name, i.kind, i.sha256, "") for lb, i in zip(labels, items)]
@@ -162,7 +176,8 @@ def carry_files(
                 continue
             text = item.text
             if grant < need:
-                text, _ = truncate_to_tokens(item.text, need, grant, counter)
+                picked = select(item, grant, need, start_seq) if select is not None else None
+                text = picked[0] if picked else truncate_to_tokens(item.text, need, grant, counter)[0]
             blocks.append(render_block(label, item.name, item.kind, item.sha256, text))
         carried = render_carried_files(blocks)
         excess = counter.count(carried) - max(0, budget_tokens)
@@ -174,3 +189,21 @@ def carry_files(
     for name in left_out:
         notices.append(f"{name} no longer fits the context window and was left out.")
     return carried
+
+
+def resolve_record(record: AttachmentRecord, resolver: Resolver) -> Resolved | None:
+    """An earlier attachment's text again: from the extraction cache, else from its
+    source (a stored file, a path); None when it is no longer available."""
+    cached = resolver.cached_extract(record.sha256)
+    if cached is not None:
+        return Resolved(AttachmentSpec(record.kind, record.name), record.name, record.path,
+                        record.sha256, cached.text, cached.kind, cached.notes, cached.sections)
+    spec = AttachmentSpec(STORED, record.name) if record.kind == STORED else None
+    if spec is None and record.path:
+        spec = AttachmentSpec("path", record.path)
+    if spec is None:
+        return None
+    try:
+        return resolver.resolve(spec)
+    except NbChatError:
+        return None

@@ -173,6 +173,63 @@ def m003_extract_sections(db: sqlite3.Connection) -> None:
     )
 
 
+def m004_file_chunks(db: sqlite3.Connection) -> None:
+    """Large files' chunks, indexed for word search, and which chunks each message sent.
+
+    ``file_chunks`` holds one row per chunk of an extraction (sha256, extractor version),
+    written once; ``file_chunks_fts`` (FTS5, when this SQLite has it) ranks them by BM25.
+    ``sent_chunks`` says which chunks of a partly sent file a message carried, so later
+    turns bring in only what the conversation has not seen. ``chunk_vectors`` holds the
+    chunks' embeddings (float32, one per chunk and model), made in the background.
+    """
+    db.executescript(
+        """
+        CREATE TABLE file_chunks (
+            id INTEGER PRIMARY KEY,
+            sha256 TEXT NOT NULL,
+            extractor_version TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            stop INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            text TEXT NOT NULL,
+            UNIQUE (sha256, extractor_version, idx)
+        );
+        CREATE TABLE sent_chunks (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            sha256 TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            PRIMARY KEY (message_id, sha256, idx)
+        );
+        CREATE INDEX sent_chunks_session ON sent_chunks(session_id);
+        CREATE TABLE chunk_vectors (
+            chunk_id INTEGER NOT NULL REFERENCES file_chunks(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (chunk_id, model)
+        );
+        """
+    )
+    if _has_fts5(db):
+        db.executescript(
+            """
+            CREATE VIRTUAL TABLE file_chunks_fts USING fts5(
+                text, content='file_chunks', content_rowid='id',
+                tokenize='porter unicode61'
+            );
+            CREATE TRIGGER file_chunks_fts_insert AFTER INSERT ON file_chunks BEGIN
+                INSERT INTO file_chunks_fts(rowid, text) VALUES (new.id, new.text);
+            END;
+            CREATE TRIGGER file_chunks_fts_delete AFTER DELETE ON file_chunks BEGIN
+                INSERT INTO file_chunks_fts(file_chunks_fts, rowid, text)
+                VALUES ('delete', old.id, old.text);
+            END;
+            """
+        )
+
+
 def _has_fts5(db: sqlite3.Connection) -> bool:
     row = db.execute(
         "SELECT 1 FROM pragma_compile_options WHERE compile_options = 'ENABLE_FTS5'"
@@ -186,6 +243,7 @@ MIGRATIONS: list[Migration] = [
     m001_core,
     m002_memory,
     m003_extract_sections,
+    m004_file_chunks,
 ]
 
 

@@ -308,6 +308,63 @@ def m004_word_search(db: Connection) -> None:
     """)
 
 
+def m005_file_chunks(db: Connection) -> None:
+    """Large files' chunks with a word index, and which chunks each message sent.
+
+    Like the other caches, ``file_chunks`` is each user's own (a hit must not reveal
+    another user's document): ``owner`` plus the ``own`` policy. The chunks of one file
+    are found by (owner, sha256, version) first, so ranking them needs no GIN scan under
+    row-level security; the GIN index serves any search across files. ``chunk_vectors``
+    holds the chunks' embeddings (pgvector, any size), the user's own too.
+    """
+    _run(db, """
+        CREATE TABLE file_chunks (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            owner NAME NOT NULL DEFAULT current_user,
+            sha256 TEXT NOT NULL,
+            extractor_version TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            stop INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            text TEXT NOT NULL,
+            words tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
+            UNIQUE (owner, sha256, extractor_version, idx)
+        );
+        CREATE INDEX file_chunks_words ON file_chunks USING gin (words);
+
+        CREATE TABLE sent_chunks (
+            owner NAME NOT NULL DEFAULT current_user,
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            message_id BIGINT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+            sha256 TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            PRIMARY KEY (message_id, sha256, idx)
+        );
+        CREATE INDEX sent_chunks_session ON sent_chunks(session_id);
+
+        CREATE TABLE chunk_vectors (
+            owner NAME NOT NULL DEFAULT current_user,
+            chunk_id BIGINT NOT NULL REFERENCES file_chunks(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            vector vector NOT NULL,
+            PRIMARY KEY (chunk_id, model)
+        );
+    """)
+    own_session = "session_id IN (SELECT id FROM sessions WHERE owner = current_user)"
+    for table, check in (
+        ("file_chunks", "owner = current_user"),
+        ("chunk_vectors", "owner = current_user"),
+        ("sent_chunks", f"owner = current_user AND {own_session}"),
+    ):
+        _run(db, f"""
+            ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
+            ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
+            CREATE POLICY own ON {table} USING (owner = current_user) WITH CHECK ({check});
+        """)
+
+
 Migration = Callable[[Connection], None]
 
 MIGRATIONS: list[Migration] = [
@@ -315,6 +372,7 @@ MIGRATIONS: list[Migration] = [
     m002_memory,
     m003_sharing,
     m004_word_search,
+    m005_file_chunks,
 ]
 
 

@@ -32,6 +32,8 @@ from nbchat.core.postgres_migrations import SCHEMA, check_schema
 from nbchat.core.ranking import RRF_K, fuse, query_terms
 from nbchat.core.store import (
     AttachmentRecord,
+    ChunkRow,
+    ChunkText,
     Hit,
     MessageText,
     MessageVector,
@@ -803,6 +805,102 @@ class PostgresStore:
             MessageVector(int(r[0]), str(r[1]), int(r[2]), [float(x) for x in _floats(r[3])])
             for r in rows
         ]
+
+
+    # -- file chunks (each user's own, like the caches) ----------------------------------
+
+    def has_chunks(self, sha256: str, version: str) -> bool:
+        return bool(self._query(
+            "SELECT 1 FROM file_chunks WHERE owner = current_user AND sha256 = %s "
+            "AND extractor_version = %s LIMIT 1",
+            (sha256, version),
+        ))
+
+    def put_chunks(self, db: Any, sha256: str, version: str, chunks: Sequence[ChunkRow]) -> None:
+        with db.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO file_chunks "
+                "(sha256, extractor_version, idx, start, stop, label, text) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(sha256, version, c.index, c.start, c.end, c.label, c.text) for c in chunks],
+            )
+
+    def rank_chunks(
+        self, sha256: str, version: str, terms: Sequence[str], limit: int
+    ) -> list[tuple[int, float]]:
+        """``ts_rank`` of the file's chunks for the terms OR'ed (one user's rows)."""
+        words = [w for w in ("".join(ch for ch in t if ch.isalnum()) for t in terms) if w]
+        if not words:
+            return []
+        rows = self._query(
+            "SELECT idx, ts_rank(words, q) AS rank "
+            "FROM file_chunks, to_tsquery('english', %s) AS q "
+            "WHERE owner = current_user AND sha256 = %s AND extractor_version = %s "
+            "AND words @@ q ORDER BY rank DESC, idx LIMIT %s",
+            (" | ".join(words), sha256, version, limit),
+        )
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def unembedded_chunks(
+        self, model: str, limit: int, skip: frozenset[int] = frozenset()
+    ) -> list[ChunkText]:
+        rows = self._query(
+            "SELECT c.id, c.text FROM file_chunks c WHERE c.owner = current_user "
+            "AND NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id "
+            "AND v.model = %s) AND NOT (c.id = ANY(%s)) ORDER BY c.id DESC LIMIT %s",
+            (model, sorted(skip), limit),
+        )
+        return [ChunkText(int(r[0]), str(r[1])) for r in rows]
+
+    def add_chunk_vectors(
+        self, db: Any, model: str, vectors: Sequence[tuple[int, Sequence[float]]]
+    ) -> int:
+        import numpy as np
+
+        added = 0
+        for chunk_id, vector in vectors:
+            added += db.execute(
+                "INSERT INTO chunk_vectors (chunk_id, model, dim, vector) "
+                "SELECT %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM file_chunks WHERE id = %s) "
+                "ON CONFLICT DO NOTHING",
+                (chunk_id, model, len(vector), np.asarray(vector, dtype=np.float32), chunk_id),
+            ).rowcount
+        return added
+
+    def rank_chunk_vectors(
+        self, sha256: str, version: str, model: str, vector: Sequence[float], limit: int
+    ) -> list[tuple[int, float]]:
+        import numpy as np
+
+        rows = self._query(
+            "SELECT c.idx, 1 - (v.vector <=> %s) AS cosine FROM chunk_vectors v "
+            "JOIN file_chunks c ON c.id = v.chunk_id WHERE c.owner = current_user "
+            "AND c.sha256 = %s AND c.extractor_version = %s AND v.model = %s AND v.dim = %s "
+            "ORDER BY cosine DESC, c.idx LIMIT %s",
+            (np.asarray(vector, dtype=np.float32), sha256, version, model, len(vector), limit),
+        )
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def record_sent_chunks(
+        self, db: Any, session_id: str, message_id: int, sha256: str, indexes: Sequence[int]
+    ) -> None:
+        with db.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO sent_chunks (session_id, message_id, sha256, idx) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(session_id, message_id, sha256, index) for index in indexes],
+            )
+
+    def sent_chunks(self, session_id: str, *, from_seq: int = 0) -> dict[str, frozenset[int]]:
+        rows = self._query(
+            "SELECT c.sha256, c.idx FROM sent_chunks c JOIN messages m ON m.id = c.message_id "
+            "WHERE c.session_id = %s AND m.seq >= %s",
+            (session_id, from_seq),
+        )
+        found: dict[str, set[int]] = {}
+        for sha, index in rows:
+            found.setdefault(str(sha), set()).add(int(index))
+        return {sha: frozenset(indexes) for sha, indexes in found.items()}
 
 
 def _filter_sql(search_filter: SearchFilter, alias: str = "m") -> tuple[str, list[Any]]:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["RRF_K", "STOPWORDS", "Fused", "query_terms", "fuse"]
+__all__ = ["RRF_K", "STOPWORDS", "Fused", "query_terms", "words", "fuse"]
 
 RRF_K = 60
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
@@ -33,10 +33,14 @@ STOPWORDS = frozenset(
 )
 
 
+def words(text: str) -> list[str]:
+    """Every word of ``text``, lower-case, in order (what the query terms are matched on)."""
+    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+
+
 def query_terms(text: str) -> list[str]:
     """The topic words of ``text``, lower-case, without stopwords, in order, once each."""
-    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
-    kept = [w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    kept = [w for w in words(text) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
     return list(dict.fromkeys(kept))
 
 

@@ -38,6 +38,8 @@ class PartTokens:
     kept_tokens: int
     total_tokens: int
     note: str = ""
+    # The passages sent when only parts of a file were: "page 47 (matched: tunnel)".
+    passages: tuple[str, ...] = ()
 
     @property
     def truncated(self) -> bool:
@@ -73,6 +75,8 @@ class TokenReport:
     compacted: bool = False
     notices: tuple[str, ...] = ()
     parts_exact: bool = False
+    # Passages of earlier files that this turn's message brings in, one part per file.
+    brought_in: tuple[PartTokens, ...] = ()
 
     @property
     def attachment_tokens(self) -> int:
@@ -95,13 +99,20 @@ class TokenReport:
             rows.append((f"  earlier file {part.name}", part.kind, part.kept_tokens, part.total_tokens))
         for part in self.attachments:
             rows.append((f"attachment {part.name}", part.kind, part.kept_tokens, part.total_tokens))
+            rows += [(f"  passage {p}", "", -1, -1) for p in part.passages]
+        for part in self.brought_in:
+            rows.append((f"passages of {part.name}", part.kind, part.kept_tokens, part.kept_tokens))
+            rows += [(f"  passage {p}", "", -1, -1) for p in part.passages]
         if self.recall_tokens:
             rows.append(("recalled context", "", self.recall_tokens, self.recall_tokens))
         rows.append(("question", "", self.question_tokens, self.question_tokens))
         head = "part (each counted alone" + ("" if self.parts_exact else ", estimated") + ")"
-        width = max(len(head), *(len(r[0]) for r in rows))
+        width = max(len(head), *(len(r[0]) for r in rows if r[2] >= 0))
         lines = [f"{head:<{width}}  {'kind':<9} {'kept':>8} {'of':>8}"]
         for label, kind, kept, total in rows:
+            if kept < 0:  # a passage: its line says where it comes from and why
+                lines.append(label)
+                continue
             mark = "  (cut)" if kept < total else ""
             lines.append(f"{label:<{width}}  {kind:<9} {kept:>8,} {total:>8,}{mark}")
         if self.exact:
@@ -168,6 +179,9 @@ class PreparedTurn:
     settings: Settings
     resolver: Resolver
     counter: CachedCounter
+    # Per content sha256, the chunks of partly sent files that this message carries
+    # (its files' passages, passages brought in, a compaction's carried passages).
+    sent_chunks: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     @property
     def notices(self) -> tuple[str, ...]:

@@ -24,6 +24,8 @@ from nbchat.core.extractors.record import Extracted, Section
 from nbchat.core.migrations import MIGRATIONS, migrate, schema_version
 from nbchat.core.store import (
     AttachmentRecord,
+    ChunkRow,
+    ChunkText,
     Hit,
     MessageText,
     MessageVector,
@@ -602,6 +604,111 @@ class SqliteStore:
                           [float(x) for x in np.frombuffer(r[3], dtype="<f4")])
             for r in rows
         ]
+
+
+    # -- file chunks --------------------------------------------------------------------
+
+    def has_chunks(self, sha256: str, version: str) -> bool:
+        return bool(self._query(
+            "SELECT 1 FROM file_chunks WHERE sha256 = ? AND extractor_version = ? LIMIT 1",
+            (sha256, version),
+        ))
+
+    def put_chunks(self, db: Any, sha256: str, version: str, chunks: Sequence[ChunkRow]) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO file_chunks "
+            "(sha256, extractor_version, idx, start, stop, label, text) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(sha256, version, c.index, c.start, c.end, c.label, c.text) for c in chunks],
+        )
+
+    def rank_chunks(
+        self, sha256: str, version: str, terms: Sequence[str], limit: int
+    ) -> list[tuple[int, float]]:
+        """BM25 over the file's chunks (FTS5); without FTS5, the most terms held first."""
+        if not terms:
+            return []
+        if self._query("SELECT 1 FROM sqlite_master WHERE name = 'file_chunks_fts'"):
+            match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+            rows = self._query(
+                "SELECT c.idx, bm25(file_chunks_fts) AS rank FROM file_chunks_fts "
+                "JOIN file_chunks c ON c.id = file_chunks_fts.rowid "
+                "WHERE file_chunks_fts MATCH ? AND c.sha256 = ? AND c.extractor_version = ? "
+                "ORDER BY rank, c.idx LIMIT ?",
+                (match, sha256, version, limit),
+            )
+            return [(int(r[0]), -float(r[1])) for r in rows]
+        held = " + ".join("(instr(lower(text), ?) > 0)" for _ in terms)
+        lowered = [t.lower() for t in terms]
+        rows = self._query(
+            f"SELECT idx, ({held}) AS n FROM file_chunks WHERE sha256 = ? "
+            f"AND extractor_version = ? AND ({held}) > 0 ORDER BY n DESC, idx LIMIT ?",
+            (*lowered, sha256, version, *lowered, limit),
+        )
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def unembedded_chunks(
+        self, model: str, limit: int, skip: frozenset[int] = frozenset()
+    ) -> list[ChunkText]:
+        rows = self._query(
+            "SELECT c.id, c.text FROM file_chunks c WHERE NOT EXISTS (SELECT 1 FROM "
+            "chunk_vectors v WHERE v.chunk_id = c.id AND v.model = ?) ORDER BY c.id DESC LIMIT ?",
+            (model, limit + len(skip)),
+        )
+        found = [ChunkText(int(r[0]), str(r[1])) for r in rows if int(r[0]) not in skip]
+        return found[:limit]
+
+    def add_chunk_vectors(
+        self, db: Any, model: str, vectors: Sequence[tuple[int, Sequence[float]]]
+    ) -> int:
+        from nbchat.core.sqlite_search import vector_to_blob
+
+        before = db.total_changes
+        db.executemany(
+            "INSERT OR IGNORE INTO chunk_vectors (chunk_id, model, dim, vector) "
+            "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM file_chunks WHERE id = ?)",
+            [(cid, model, len(v), vector_to_blob(v), cid) for cid, v in vectors],
+        )
+        return int(db.total_changes - before)
+
+    def rank_chunk_vectors(
+        self, sha256: str, version: str, model: str, vector: Sequence[float], limit: int
+    ) -> list[tuple[int, float]]:
+        import numpy as np
+
+        rows = self._query(
+            "SELECT c.idx, v.vector FROM chunk_vectors v JOIN file_chunks c ON c.id = v.chunk_id "
+            "WHERE c.sha256 = ? AND c.extractor_version = ? AND v.model = ? AND v.dim = ?",
+            (sha256, version, model, len(vector)),
+        )
+        if not rows:
+            return []
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+        query = np.asarray(vector, dtype="<f4")
+        norms = np.linalg.norm(matrix, axis=1) * max(float(np.linalg.norm(query)), 1e-12)
+        cosines = matrix @ query / np.maximum(norms, 1e-12)
+        ranked = sorted(zip((int(r[0]) for r in rows), cosines.tolist()), key=lambda p: -p[1])
+        return [(index, float(cosine)) for index, cosine in ranked[:limit]]
+
+    def record_sent_chunks(
+        self, db: Any, session_id: str, message_id: int, sha256: str, indexes: Sequence[int]
+    ) -> None:
+        db.executemany(
+            "INSERT OR IGNORE INTO sent_chunks (session_id, message_id, sha256, idx) "
+            "VALUES (?, ?, ?, ?)",
+            [(session_id, message_id, sha256, index) for index in indexes],
+        )
+
+    def sent_chunks(self, session_id: str, *, from_seq: int = 0) -> dict[str, frozenset[int]]:
+        rows = self._query(
+            "SELECT c.sha256, c.idx FROM sent_chunks c JOIN messages m ON m.id = c.message_id "
+            "WHERE c.session_id = ? AND m.seq >= ?",
+            (session_id, from_seq),
+        )
+        found: dict[str, set[int]] = {}
+        for row in rows:
+            found.setdefault(str(row[0]), set()).add(int(row[1]))
+        return {sha: frozenset(indexes) for sha, indexes in found.items()}
 
 
 def _use_wal(db: sqlite3.Connection, timeout_s: float) -> None:

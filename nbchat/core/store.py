@@ -32,6 +32,8 @@ __all__ = [
     "SearchFilter",
     "MessageText",
     "MessageVector",
+    "ChunkRow",
+    "ChunkText",
 ]
 
 
@@ -173,6 +175,26 @@ class MessageVector:
     model: str
     chunk: int
     vector: Sequence[float]
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One chunk of a file's extracted text, as the chunk index stores it
+    (:mod:`nbchat.core.chunks`): its place in the text, its label, its text."""
+
+    index: int
+    start: int
+    end: int
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    """A stored chunk's row id and text, as the embedder reads them."""
+
+    chunk_id: int
+    text: str
 
 
 class Store(Protocol):
@@ -372,4 +394,56 @@ class Store(Protocol):
 
     def add_vectors(self, db: Transaction, vectors: Sequence[MessageVector]) -> int:
         """Store vectors (of messages that still exist); returns how many messages got one."""
+        ...
+
+    # -- file chunks (question-aware passages of large files) -------------------------------
+
+    def has_chunks(self, sha256: str, version: str) -> bool:
+        """Whether the chunks of this content (by this extractor version) are indexed."""
+        ...
+
+    def put_chunks(
+        self, db: Transaction, sha256: str, version: str, chunks: Sequence[ChunkRow]
+    ) -> None:
+        """Index a file's chunks for word search, once per (sha256, version)."""
+        ...
+
+    def rank_chunks(
+        self, sha256: str, version: str, terms: Sequence[str], limit: int
+    ) -> list[tuple[int, float]]:
+        """The file's chunks holding any of ``terms``, best first, as (chunk index, score)."""
+        ...
+
+    def unembedded_chunks(
+        self, model: str, limit: int, skip: frozenset[int] = frozenset()
+    ) -> list[ChunkText]:
+        """Up to ``limit`` indexed chunks with no vector for ``model``, newest first."""
+        ...
+
+    def add_chunk_vectors(
+        self, db: Transaction, model: str, vectors: Sequence[tuple[int, Sequence[float]]]
+    ) -> int:
+        """Store (chunk id, vector) pairs of ``model``; returns how many were new."""
+        ...
+
+    def rank_chunk_vectors(
+        self, sha256: str, version: str, model: str, vector: Sequence[float], limit: int
+    ) -> list[tuple[int, float]]:
+        """The file's chunks nearest to ``vector`` (same model and size), as (chunk index,
+        cosine), best first; [] when none has a vector yet."""
+        ...
+
+    def record_sent_chunks(
+        self,
+        db: Transaction,
+        session_id: str,
+        message_id: int,
+        sha256: str,
+        indexes: Sequence[int],
+    ) -> None:
+        """Which chunks of a file a message sent (the rest of the file was left out)."""
+        ...
+
+    def sent_chunks(self, session_id: str, *, from_seq: int = 0) -> dict[str, frozenset[int]]:
+        """Per content sha256, the chunks that the session's messages from ``from_seq`` on sent."""
         ...

@@ -14,17 +14,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from nbchat.core.attachments import AttachmentSpec, Resolved, Resolver, stored_spec
-from nbchat.core.budget import fit_budget, truncate_to_tokens
+from nbchat.core.budget import (
+    CARRIED_FILES_SHARE,
+    COMPACTION_KEEP_SHARE,
+    EARLIER_PASSAGES_SHARE,
+    FRESH_FILES_SHARE,
+    fit_budget,
+    truncate_to_tokens,
+)
+from nbchat.core.chunks import Chunk, chunk_text
 from nbchat.core.compaction import (
     JOIN_SLACK_TOKENS,
     FittedHistory,
     earlier_parts,
     fit_history,
     in_context_shas,
+    resolve_record,
 )
 from nbchat.core.errors import BackendError, BackendUnreachable, BudgetError, NbChatError
 from nbchat.core.events import Backend, Done, Event, PromptProgress, StreamError, TextDelta, Usage
@@ -44,6 +53,18 @@ from nbchat.core.records import (
     TurnEvent,
     TurnResult,
 )
+from nbchat.core.passages import (
+    BroughtIn,
+    Candidate,
+    QueryVector,
+    Ranking,
+    Selection,
+    bring_in,
+    describe_passages,
+    rank_chunks,
+    select_passages,
+)
+from nbchat.core.ranking import query_terms
 from nbchat.core.references import find_references
 from nbchat.core.settings import Settings
 from nbchat.core.store import AttachmentRecord, Session, Store, StoredMessage
@@ -89,8 +110,13 @@ def prepare_turn(
     no_history: bool = False,
     system_prompt: str | None = None,
     recalled: str = "",
+    query_vector: Callable[[], QueryVector | None] | None = None,
 ) -> PreparedTurn:
     """Build the turn's messages; raise before anything is written when it cannot be sent.
+
+    ``query_vector`` gives the question's embedding (when the memory has an embeddings
+    server), so a large file's chunks rank by meaning too, fused with their words; it is
+    called only when a file's passages are ranked, so other turns never wait for it.
 
     The steps: the system prompt; the attachments resolved (references in the question
     included); the room left once the answer, system prompt and question are counted;
@@ -113,7 +139,8 @@ def prepare_turn(
     # This session's attachment records, read once: for repeats, the report, compaction.
     history = session if session is not None and not no_history else None
     records = store.attachments(history.id, include_forgotten=True) if history else []
-    fresh, repeats = _split_repeats([*files, *inline_resolved], records, session)
+    fresh, repeats = _split_repeats([*files, *inline_resolved], records, history)
+    partial = _partial_shas(records)
 
     system_tokens = counter.count(system) + MESSAGE_OVERHEAD_TOKENS if system else 0
     recall_tokens = counter.count(recalled) if recalled else 0
@@ -127,17 +154,31 @@ def prepare_turn(
             f"answer's max_tokens ({settings.max_tokens:,}). Shorten it, lower max_tokens, or use a "
             "model with a larger context window."
         )
-    budget, blocks, parts = _fit_attachments(fresh, repeats, free_tokens, settings, counter)
-    if any(part.tokens.truncated for part in parts):
-        cut = [part.tokens.name for part in parts if part.tokens.truncated]
+    picker = _Picker(store, counter, query_terms(question_text), query_vector)
+    budget, blocks, parts = _fit_attachments(
+        fresh, repeats, free_tokens, settings, counter, answer_room, picker, partial
+    )
+    if any(part.tokens.truncated and not part.tokens.passages for part in parts):
+        cut = [p.tokens.name for p in parts if p.tokens.truncated and not p.tokens.passages]
         notices.append(
             f"Attachments were cut to fit the budget of {budget:,} tokens: {', '.join(cut)}."
         )
+    notices.extend(part.tokens.note for part in parts if part.tokens.passages)
 
     question_rendered = _inline_blocks(question_text, inline, inline_resolved, blocks)
     inline_shas = {item.sha256 for item in inline_resolved}
     file_blocks = [blocks[item.sha256] for item in files if item.sha256 not in inline_shas]
-    rendered = render_user_message(question_rendered, list(dict.fromkeys(file_blocks)), recalled)
+    file_blocks = list(dict.fromkeys(file_blocks))
+    brought: list[BroughtIn] = []
+    if history is not None:
+        left = answer_room - system_tokens - recall_tokens - 3 * MESSAGE_OVERHEAD_TOKENS
+        left -= counter.count(render_user_message(question_rendered, file_blocks, recalled))
+        brought = _bring_in_earlier(
+            store, history, records, resolver, picker, {i.sha256 for i in fresh},
+            min(settings.history_files_budget, int(EARLIER_PASSAGES_SHARE * answer_room), left),
+        )
+    passage_blocks = [block for item in brought for block in item.blocks]
+    rendered = render_user_message(question_rendered, [*file_blocks, *passage_blocks], recalled)
     rendered_tokens = counter.count(rendered)
     current_tokens = rendered_tokens + MESSAGE_OVERHEAD_TOKENS
 
@@ -151,7 +192,13 @@ def prepare_turn(
             counter,
             limit_tokens=answer_room - system_tokens - current_tokens,
             window_tokens=window_tokens,
-            files_budget_tokens=settings.history_files_budget,
+            files_budget_tokens=min(
+                settings.history_files_budget, int(CARRIED_FILES_SHARE * answer_room)
+            ),
+            keep_tokens=int(COMPACTION_KEEP_SHARE * answer_room),
+            select=lambda item, grant, need, start_seq: picker.carry(
+                item, grant, need, store.sent_chunks(history.id, from_seq=start_seq)
+            ),
         )
         notices.extend(fitted.notices)
 
@@ -176,6 +223,11 @@ def prepare_turn(
         compacted=fitted.compaction is not None,
         notices=tuple(notices),
         parts_exact=counter.exact,
+        brought_in=tuple(
+            PartTokens(b.name, "passages", b.tokens, b.tokens, "brought in for this question",
+                       describe_passages(b.passages))
+            for b in brought
+        ),
     )
     return PreparedTurn(
         messages=messages,
@@ -191,6 +243,7 @@ def prepare_turn(
         settings=settings,
         resolver=resolver,
         counter=counter,
+        sent_chunks=picker.sent(carried=fitted.compaction is not None),
     )
 
 
@@ -212,8 +265,10 @@ def _split_repeats(
     items: Sequence[Resolved], records: Sequence[AttachmentRecord], session: Session | None
 ) -> tuple[list[Resolved], list[Resolved]]:
     """(fresh, repeats): files already in this conversation's context are not sent twice,
-    nor is one content attached twice in a turn."""
+    nor is one content attached twice in a turn. A file sent earlier in part is a repeat
+    too: the passages this question needs are brought in (:func:`_bring_in_earlier`)."""
     in_context = in_context_shas(records, session) if session is not None else set()
+    in_context |= _partial_shas(records) if session is not None else set()
     fresh: list[Resolved] = []
     repeats: list[Resolved] = []
     seen: set[str] = set()
@@ -226,35 +281,165 @@ def _split_repeats(
     return fresh, repeats
 
 
+def _partial_shas(records: Sequence[AttachmentRecord]) -> set[str]:
+    """Content of this session's files that were sent only in part."""
+    return {
+        r.sha256 for r in records
+        if not r.forgotten and (r.kept_tokens or 0) < (r.total_tokens or 0)
+    }
+
+
 def _fit_attachments(
     fresh: Sequence[Resolved],
     repeats: Sequence[Resolved],
     free_tokens: int,
     settings: Settings,
     counter: CachedCounter,
+    answer_room: int,
+    picker: "_Picker",
+    partial: set[str],
 ) -> tuple[int, dict[str, str], tuple[AttachedPart, ...]]:
     """(budget, each content's block by sha256, the parts): fresh files share the budget
-    (water-filling), repeats become a one-line note."""
+    (water-filling), at most :data:`FRESH_FILES_SHARE` of the room so the conversation
+    can go on; a file over its grant sends its head and the passages the question needs
+    (a file of one chunk is cut instead); repeats become a one-line note."""
     needs = [counter.count(item.text) for item in fresh]
     markers = sum(counter.count(render_block(_label(i), i.name, i.kind, i.sha256, "")) for i in fresh)
-    markers += sum(counter.count(_repeat_note(i)) for i in repeats)
+    markers += sum(counter.count(_repeat_note(i, i.sha256 in partial)) for i in repeats)
     slack = JOIN_SLACK_TOKENS * (len(fresh) + len(repeats) + 2)
-    budget = max(0, min(settings.attachment_budget, free_tokens - markers - slack))
+    budget = max(0, min(
+        settings.attachment_budget, int(FRESH_FILES_SHARE * answer_room),
+        free_tokens - markers - slack,
+    ))
     grants = fit_budget(needs, budget)
     blocks: dict[str, str] = {}
     parts: list[AttachedPart] = []
     for item, need, grant in zip(fresh, needs, grants):
-        text, kept = item.text, need
+        text, kept, note = item.text, need, "; ".join(item.notes)
+        passages: tuple[str, ...] = ()
         if grant < need:
-            text, kept = truncate_to_tokens(item.text, need, grant, counter)
+            selection = picker.select(item, grant, need)
+            if selection is None:
+                text, kept = truncate_to_tokens(item.text, need, grant, counter)
+            else:
+                text, kept, note = selection.text, selection.kept_tokens, selection.note
+                passages = describe_passages(selection.passages)
         blocks[item.sha256] = render_block(_label(item), item.name, item.kind, item.sha256, text)
         parts.append(
-            AttachedPart(item, PartTokens(item.name, item.kind, kept, need, "; ".join(item.notes)))
+            AttachedPart(item, PartTokens(item.name, item.kind, kept, need, note, passages))
         )
     for item in repeats:
-        blocks.setdefault(item.sha256, _repeat_note(item))
+        blocks.setdefault(item.sha256, _repeat_note(item, item.sha256 in partial))
         parts.append(AttachedPart(item, PartTokens(item.name, item.kind, 0, 0, "already in context")))
     return budget, blocks, tuple(parts)
+
+
+@dataclass
+class _Picker:
+    """Chooses passages of large files for this turn's question, and remembers which
+    chunks the turn's message carries (stored with it, see :func:`commit_user_turn`)."""
+
+    store: Store
+    counter: CachedCounter
+    terms: list[str]
+    vector_source: Callable[[], QueryVector | None] | None = None
+    fresh: dict[str, set[int]] = field(default_factory=dict)
+    brought: dict[str, set[int]] = field(default_factory=dict)
+    carried: dict[str, set[int]] = field(default_factory=dict)
+    _chunks: dict[str, tuple[Chunk, ...]] = field(default_factory=dict)
+    _vector: list[QueryVector | None] = field(default_factory=list)
+
+    @property
+    def query_vector(self) -> QueryVector | None:
+        """The question's vector, asked for once, the first time a ranking needs it."""
+        if not self._vector:
+            self._vector.append(self.vector_source() if self.vector_source else None)
+        return self._vector[0]
+
+    def chunks(self, item: Resolved) -> tuple[Chunk, ...]:
+        if item.sha256 not in self._chunks:
+            self._chunks[item.sha256] = chunk_text(item.text, item.sections)
+        return self._chunks[item.sha256]
+
+    def ranked(self, item: Resolved) -> Ranking:
+        from nbchat.core.extract import EXTRACTOR_VERSION
+
+        return rank_chunks(
+            self.store, item.sha256, EXTRACTOR_VERSION, item.text, self.chunks(item),
+            self.terms, self.query_vector,
+        )
+
+    def select(
+        self, item: Resolved, grant: int, need: int, exclude: frozenset[int] = frozenset()
+    ) -> Selection | None:
+        chunks = self.chunks(item)
+        if len(chunks) < 2:
+            return None
+        selection = select_passages(
+            item.name, item.text, chunks, self.ranked(item), self.terms,
+            grant_tokens=grant, total_tokens=need, counter=self.counter, exclude=exclude,
+        )
+        if not selection.passages:  # a grant smaller than one chunk: cut the text instead
+            return None
+        self.fresh[item.sha256] = {p.chunk.index for p in selection.passages}
+        return selection
+
+    def carry(
+        self, item: Resolved, grant: int, need: int, seen: dict[str, frozenset[int]]
+    ) -> tuple[str, int] | None:
+        """A compaction's carried passages: none that the kept turns or this message hold."""
+        exclude = seen.get(item.sha256, frozenset()) | frozenset(self.brought.get(item.sha256, ()))
+        fresh = self.fresh.pop(item.sha256, None)
+        selection = self.select(item, grant, need, exclude)
+        chosen = self.fresh.pop(item.sha256, set())
+        if fresh is not None:
+            self.fresh[item.sha256] = fresh
+        if selection is None:
+            return None
+        self.carried[item.sha256] = chosen  # the last call for a file is the one kept
+        return selection.text, selection.kept_tokens
+
+    def sent(self, *, carried: bool) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        merged: dict[str, set[int]] = {}
+        for source in (self.fresh, self.brought, self.carried if carried else {}):
+            for sha, indexes in source.items():
+                merged.setdefault(sha, set()).update(indexes)
+        return tuple((sha, tuple(sorted(indexes))) for sha, indexes in merged.items() if indexes)
+
+
+def _bring_in_earlier(
+    store: Store,
+    session: Session,
+    records: Sequence[AttachmentRecord],
+    resolver: Resolver,
+    picker: _Picker,
+    this_turn: set[str],
+    budget_tokens: int,
+) -> list[BroughtIn]:
+    """Passages of the session's partly sent files that match the new question and are
+    not in the conversation yet (:func:`~nbchat.core.passages.bring_in`)."""
+    if budget_tokens <= 0 or not (picker.terms or picker.vector_source):
+        return []
+    seen = store.sent_chunks(session.id, from_seq=session.history_start_seq)
+    candidates: list[Candidate] = []
+    done: set[str] = set(this_turn)
+    for record in records:
+        partial = (record.kept_tokens or 0) < (record.total_tokens or 0)
+        if record.forgotten or not partial or record.sha256 in done:
+            continue
+        done.add(record.sha256)
+        item = resolve_record(record, resolver)
+        if item is None:
+            continue
+        chunks = picker.chunks(item)
+        candidates.append(Candidate(
+            item.name, item.sha256, item.text, chunks, picker.ranked(item),
+            seen.get(item.sha256, frozenset()),
+        ))
+    brought = bring_in(candidates, picker.terms, budget_tokens, picker.counter)
+    for part in brought:
+        picker.brought[part.sha256] = {p.chunk.index for p in part.passages}
+    return brought
 
 
 def count_whole_prompt(prepared: PreparedTurn) -> PreparedTurn:
@@ -303,6 +488,8 @@ def commit_user_turn(store: Store, prepared: PreparedTurn) -> tuple[Session, Sto
             importance=importance("user", prepared.question, len(prepared.attachments)),
             tokens=prepared.rendered_tokens,
         )
+        for sha, indexes in prepared.sent_chunks:
+            store.record_sent_chunks(db, session.id, message.id, sha, indexes)
         for item, part in prepared.attachments:
             store.record_attachment(
                 db,
@@ -459,7 +646,12 @@ def _close(stream: Iterator[Any] | None) -> None:
         close()
 
 
-def _repeat_note(item: Resolved) -> str:
+def _repeat_note(item: Resolved, partial: bool = False) -> str:
+    if partial:
+        return (
+            f"[{item.name}: unchanged since it was attached earlier in this conversation; "
+            "parts of it are above, and the passages this question needs follow]"
+        )
     return (
         f"[{item.name}: unchanged since it was attached earlier in this conversation; "
         "its content is above]"

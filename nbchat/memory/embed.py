@@ -345,6 +345,7 @@ class Embedder:
         self._state_lock = threading.Lock()
         self._work_lock = threading.Lock()
         self._failed: set[int] = set()
+        self._failed_chunks: set[int] = set()
         self._embedded = 0
         self._backlog = 0
         self._last_error: str | None = None
@@ -486,6 +487,8 @@ class Embedder:
                     done += self._embed_batch(store, model, batch)
                     with self._state_lock:
                         self._backlog = max(0, self._backlog - len(batch))
+                if max_messages is None:
+                    self._embed_chunks(store, model, give_way)
             except EmbeddingError as exc:
                 with self._state_lock:
                     self._last_error = str(exc)
@@ -493,6 +496,29 @@ class Embedder:
             with self._state_lock:
                 self._last_error = None
             return done
+
+    def _embed_chunks(self, store: Store, model: str, give_way: bool) -> int:
+        """Embed the attached files' chunks (after the messages), so the passages of a
+        large file rank by meaning as well as words; returns how many were stored."""
+        done = 0
+        while True:
+            if give_way:
+                self._give_way()
+            with self._state_lock:
+                if self._closed:
+                    return done
+            batch = store.unembedded_chunks(model, BATCH_INPUTS, frozenset(self._failed_chunks))
+            if not batch:
+                return done
+            found = embed_texts(self.client, [chunk.text for chunk in batch], BATCH_TIMEOUT_S)
+            rows: list[tuple[int, Sequence[float]]] = []
+            for chunk, got in zip(batch, found):
+                if not got:
+                    self._failed_chunks.add(chunk.chunk_id)  # this chunk, not the server
+                else:  # a chunk the server halved: the mean of its halves
+                    rows.append((chunk.chunk_id, [sum(v) / len(got) for v in zip(*got)]))
+            with store.transaction() as db:
+                done += store.add_chunk_vectors(db, model, rows)
 
     def _embed_batch(self, store: Store, model: str, batch: Sequence[MessageText]) -> int:
         """Embed some messages' chunks, several messages per request; store them at once."""

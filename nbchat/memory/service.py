@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nbchat.core.passages import QueryVector
 from nbchat.core.store import Hit, SearchFilter, Store
 from nbchat.memory.embed import Embedder, EmbeddingClient, EmbeddingError
 from nbchat.memory.floors import UNCALIBRATED, cosine_floor
@@ -107,6 +108,15 @@ class Memory:
             return None
         self._query_error = None
         return vector
+
+    def passage_query(self, text: str) -> QueryVector | None:
+        """The question's vector for ranking a large file's chunks by meaning, with its
+        model and cosine floor; None when embeddings are off or the server is down."""
+        vector = self.query_vector(text)
+        model = self._vector_model() if vector is not None else None
+        if model is None:
+            return None
+        return QueryVector(vector, model, cosine_floor(model))
 
     def vector_index(self) -> VectorIndexInfo | None:
         """The vectors of the current model (None when the model is unknown)."""

@@ -805,8 +805,14 @@ def _meter(report: TokenReport) -> dict[str, Any]:
     }
     if report.attachments:
         meter["parts"] = [
-            {"name": p.name, "kept_tokens": p.kept_tokens, "total_tokens": p.total_tokens}
+            {"name": p.name, "kept_tokens": p.kept_tokens, "total_tokens": p.total_tokens,
+             "passages": list(p.passages)}
             for p in report.attachments
+        ]
+    if report.brought_in:
+        meter["brought_in"] = [
+            {"name": p.name, "tokens": p.kept_tokens, "passages": list(p.passages)}
+            for p in report.brought_in
         ]
     if report.notices:
         meter["notices"] = list(report.notices)

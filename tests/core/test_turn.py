@@ -143,7 +143,9 @@ def test_over_budget_files_are_water_filled_and_cut_visibly(store, tmp_path, set
     assert not parts["small.txt"].truncated
     assert parts["large.txt"].truncated
     assert parts["small.txt"].kept_tokens + parts["large.txt"].kept_tokens <= 3000
-    assert "[truncated: first ~" in prepared.rendered
+    # A file of many chunks sends its head and passages, with the visible note.
+    assert "large.txt: line 1 of 1 included (~" in prepared.rendered
+    assert "ask about other parts and they will be brought in" in prepared.rendered
 
 
 def test_compaction_drops_old_turns_in_one_step_and_keeps_their_files(store, settings, tmp_path):

@@ -176,6 +176,20 @@ def test_a_dry_run_shows_messages_and_token_report_and_writes_nothing(shell, ser
     assert "nothing was sent" in bundle["text/markdown"]
 
 
+def test_a_dry_run_lists_the_passages_of_a_large_file_and_why(shell, server, recorder, tmp_path):
+    from needles import needle_document
+
+    document = needle_document()
+    report = tmp_path / "report.txt"
+    report.write_text(document.text)
+    view = shell.run_cell_magic("chat", f"--dry-run -f {report}", document.facts[7].question)
+    text = view._repr_mimebundle_()["text/plain"]
+    assert "  passage lines 1-" in text and "(head)" in text
+    assert "(matched: loading, bays, oxhollow, warehouse)" in text
+    assert "report.txt: lines 1-" in text and "ask about other parts" in text
+    assert document.facts[7].sentence.rstrip(".") in view.messages[-1]["content"]
+
+
 def test_a_dry_run_on_a_server_without_a_tokenizer_labels_its_total_an_estimate(shell, server):
     shell.run_line_magic("config", "NbChat.backend = 'openai'")
     view = shell.run_cell_magic("chat", "--dry-run", "What is the launch code?")

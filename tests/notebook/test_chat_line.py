@@ -229,3 +229,18 @@ def test_forgetting_a_file_still_in_an_earlier_turn_says_it_stays_there(
     chat(shell, server, "one more")
     history = server.chat_requests[-1].json["messages"]
     assert any("8812" in m["content"] for m in history[:-1])
+
+
+def test_files_says_how_much_of_a_large_file_the_conversation_has_seen(
+    shell, server, recorder, tmp_path, capsys
+):
+    from needles import needle_document
+
+    document = needle_document()
+    report = tmp_path / "report.txt"
+    report.write_text(document.text)
+    chat(shell, server, document.facts[4].question, line=f"-f {report}")
+    out = run(shell, capsys, "files")
+    assert "seen by the conversation" in out
+    seen = re.search(r"lines 1-[\d,]+(, [\d,]+-[\d,]+)+ of 1,161 seen, ~[\d,]+ of ~[\d,]+ tokens", out)
+    assert seen, out

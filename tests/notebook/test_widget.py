@@ -403,6 +403,24 @@ def test_the_token_meter_follows_the_draft(panel: ChatWidget, browser: Browser) 
     assert panel.meter["exact"] is True and panel.meter["parts_exact"] is True
 
 
+def test_the_token_meter_lists_the_passages_of_a_large_file_and_why(
+    panel: ChatWidget, browser: Browser
+) -> None:
+    from needles import needle_document
+
+    document = needle_document()
+    browser.send({"type": "upload", "name": "report.txt", "mime": "text/plain"},
+                 [document.text.encode()])
+    fact = document.facts[8]
+    browser.send({"type": "draft", "text": fact.question})
+    assert panel.wait(30)
+    part = panel.meter["parts"][0]
+    assert part["name"] == "report.txt" and part["kept_tokens"] < part["total_tokens"]
+    assert part["passages"][0].startswith("lines 1-") and part["passages"][0].endswith("(head)")
+    assert any("(matched: fennick, shuttle" in line for line in part["passages"])
+    assert any("report.txt: lines 1-" in n for n in panel.meter["notices"])
+
+
 @pytest.mark.parametrize(
     ("name", "data"),
     [("scan.pdf", b"%PDF-1.4 broken"), ("blank.txt", b"   \n\n")],

@@ -42,7 +42,9 @@ def test_db_init_makes_the_tables_on_a_fresh_database(
     assert done.returncode == 0, done.stderr
     assert f"at version {len(MIGRATIONS)} ({len(MIGRATIONS)} step(s) applied)" in done.stderr
     assert {"sessions", "messages", "files", "attachments", "extracts", "path_hashes",
-            "token_counts", "embeddings", "session_shares", "schema_version"} == tables(
+            "token_counts", "embeddings", "session_shares", "file_chunks", "sent_chunks",
+            "chunk_vectors",
+            "schema_version"} == tables(
         pg_cluster, pg_empty_database
     )
     with pg_cluster.superuser(pg_empty_database) as db:

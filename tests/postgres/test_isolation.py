@@ -47,6 +47,18 @@ ALICE_ROWS = {
         "INSERT INTO embeddings (message_id, model, chunk, dim, vector, created) "
         "SELECT id, 'm', 0, 3, '[1,0,0]', 1 FROM messages WHERE session_id = 's-alice'"
     ),
+    "file_chunks": (
+        "INSERT INTO file_chunks (sha256, extractor_version, idx, start, stop, label, text) "
+        "VALUES ('sha-memo', 'v1', 0, 0, 9, 'line 1', 'memo text')"
+    ),
+    "chunk_vectors": (
+        "INSERT INTO chunk_vectors (chunk_id, model, dim, vector) "
+        "SELECT id, 'm', 3, '[1,0,0]' FROM file_chunks WHERE sha256 = 'sha-memo'"
+    ),
+    "sent_chunks": (
+        "INSERT INTO sent_chunks (session_id, message_id, sha256, idx) "
+        "SELECT 's-alice', id, 'sha-memo', 0 FROM messages WHERE session_id = 's-alice'"
+    ),
 }
 SHARED_TABLES = ("sessions", "messages", "attachments", "files")
 
@@ -160,7 +172,8 @@ def test_a_shared_session_is_readable_by_the_group_with_its_files(
     for table in SHARED_TABLES:
         assert count(bob, table) == 1, table
     assert bob.execute("SELECT data FROM files").fetchone()[0] == b"memo bytes"
-    for table in ("extracts", "path_hashes", "token_counts", "embeddings"):
+    for table in ("extracts", "path_hashes", "token_counts", "embeddings", "file_chunks",
+                  "sent_chunks", "chunk_vectors"):
         assert count(bob, table) == 0, table
 
 

@@ -28,12 +28,17 @@ def files(shell: Any, client: "ChatClient", argv: list[str]) -> None:
             "(attach with %%chat -f PATH, --df, --var, --nb)."
         )
         return
-    rows = [["name", "kind", "turn", "tokens kept / total"]]
+    from nbchat.core.passages import seen_parts
+
+    seen = seen_parts(client.store, session.id, records)
+    rows = [["name", "kind", "turn", "tokens kept / total", "seen by the conversation"]]
     for record in records:
         turn = (record.message_seq or 0) // 2 + 1
+        partial = (record.kept_tokens or 0) < (record.total_tokens or 0)
         rows.append([
             record.name, record.kind, str(turn),
             f"{record.kept_tokens or 0:,} / {record.total_tokens or 0:,}",
+            seen.get(record.sha256, "part" if partial else "whole"),
         ])
     print(
         f"Files in session {session.id} "

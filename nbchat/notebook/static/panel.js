@@ -421,7 +421,10 @@ function render({ model, el }) {
     // counted one by one (with the model's tokenizer, or estimated).
     const counted = m.exact ? "exact count of the whole prompt" : "estimate";
     const perFile = m.parts_exact ? "each file counted alone" : "estimated, each file alone";
-    const parts = (m.parts || []).map((p) => `${p.name}: ${p.kept_tokens} of ${p.total_tokens}`).join("\n");
+    // A file sent in part lists its passages and why each was chosen (head, matched words).
+    const passages = (list) => (list || []).map((line) => `\n  ${line}`).join("");
+    const parts = (m.parts || []).map((p) => `${p.name}: ${p.kept_tokens} of ${p.total_tokens}${passages(p.passages)}`).join("\n");
+    const brought = (m.brought_in || []).map((p) => `Passages of ${p.name} brought in (${p.tokens} tokens):${passages(p.passages)}`);
     const gauges = [];
     if ((m.parts || []).length) {
       gauges.push(bar("Files", m.attachment_tokens, m.attachment_budget,
@@ -429,6 +432,7 @@ function render({ model, el }) {
     }
     gauges.push(bar("Context", m.total_tokens, m.window_tokens - m.max_tokens,
       `The prompt needs ${m.exact ? "" : "about "}${m.total_tokens} tokens of the ${m.window_tokens}-token window; ${m.max_tokens} are kept for the answer (${counted}).` +
+      (brought.length ? `\n${brought.join("\n")}` : "") +
       ((m.notices || []).length ? `\n${m.notices.join("\n")}` : "")));
     meter.replaceChildren(...gauges);
   }
