@@ -2,8 +2,10 @@
 
 A file over its grant is sent as its head (the first chunks, about
 :data:`HEAD_SHARE` of the grant: title, first page) plus the chunks that rank highest
-for the question, in document order, each run of chunks headed by its label
-("[page 47]"), gaps shown as "[...]", and a closing note that says what was included::
+for the question, then its end (the last chunk, up to :data:`TAIL_SHARE` of the grant:
+a conclusion, a notebook's last cell, a log's last lines), in document order, each run of
+chunks headed by its label ("[page 47]"), gaps shown as "[...]", and a closing note that
+says what was included::
 
     report.pdf: pages 1-2, 47, 88 of 117 included (~5,900 of ~61,000 tokens);
     ask about other parts and they will be brought in
@@ -34,6 +36,7 @@ from nbchat.core.store import AttachmentRecord, Store
 
 __all__ = [
     "HEAD_SHARE",
+    "TAIL_SHARE",
     "Passage",
     "Selection",
     "Candidate",
@@ -50,6 +53,9 @@ __all__ = [
 
 #: The share of a file's grant that goes to its head (the rest to the ranked passages).
 HEAD_SHARE = 0.15
+#: The share of a file's grant that its end may take, after the ranked passages (a
+#: report's conclusion, a notebook's last cell, a log's last lines).
+TAIL_SHARE = 0.10
 #: Chunks asked of a ranking: far more than a grant of an 8k-65k window can hold.
 RANK_LIMIT = 200
 GAP = "[...]"
@@ -100,7 +106,7 @@ def describe_passages(passages: Sequence[Passage]) -> tuple[str, ...]:
             for word in why.removeprefix("matched: ").split(", ")
         ))
         similar = [why for why in whys if why.startswith("similar: ")]
-        reasons = (["head"] if "head" in whys else []) + (
+        reasons = (["head"] if "head" in whys else []) + (["end"] if "end" in whys else []) + (
             ["matched: " + ", ".join(matched)] if matched else []) + similar[:1]
         lines.append(f"{_run_label(run)} ({'; '.join(reasons)})")
     return tuple(lines)
@@ -215,6 +221,17 @@ def select_passages(
         chosen[index] = why
         order.append(index)
         used += cost(chunk)
+    tail: list[int] = []  # the end (a conclusion, a notebook's last cell, a log's last
+    tail_used = 0  # lines): the last chunk when it fits, more up to TAIL_SHARE of the room
+    for chunk in reversed(chunks):
+        if chunk.index in chosen or chunk.index in exclude or used + cost(chunk) > room:
+            break
+        if tail and tail_used + cost(chunk) > TAIL_SHARE * room:
+            break
+        chosen[chunk.index] = "end"
+        tail.append(chunk.index)
+        used += cost(chunk)
+        tail_used += cost(chunk)
     fill: list[int] = []
     for chunk in chunks:  # room left: the text that follows the head, in order
         if chunk.index in chosen or chunk.index in exclude:
@@ -238,7 +255,8 @@ def select_passages(
         if used_tokens <= grant_tokens or not chosen:
             return Selection(rendered, passages, used_tokens, note)
         # Over (the estimate was low): the filler goes first, then the worst-ranked.
-        victim = fill.pop() if fill else order.pop() if order else max(chosen)
+        victim = (fill.pop() if fill else tail.pop() if tail else order.pop() if order
+                  else max(chosen))
         del chosen[victim]
 
 

@@ -138,16 +138,31 @@ def test_a_large_pdf_is_sent_as_head_and_labelled_pages_with_the_note(
     assert "4,870 metres" in sent
     notes = [n for n in prepared.report.notices if n.startswith("report.pdf: pages 1")]
     assert len(notes) == 1, prepared.report.notices
-    assert ", 47 of 60 included (~" in notes[0]
+    assert ", 47, 60 of 60 included (~" in notes[0]  # head, the passage, the end
     assert notes[0].endswith("tokens); ask about other parts and they will be brought in")
     assert f"[{notes[0]}]" in sent
     assert "page 47 (matched: long, sorrowby, tunnel)" in prepared.report.attachments[0].passages
+    assert "page 60 (end)" in prepared.report.attachments[0].passages
     # Which chunks the message sent is stored with it.
     sha = prepared.attachments[0].item.sha256
     recorded = store.sent_chunks(result.session_id)[sha]
     assert recorded and len(recorded) < len(query(
         store, "SELECT idx FROM file_chunks WHERE sha256 = ? AND extractor_version = ?",
         (sha, EXTRACTOR_VERSION)))
+
+
+def test_a_general_question_gets_the_files_end_after_its_head(store, default_settings, tmp_path):
+    lines = [f"Entry {n}: the sensor read nominal values all day." for n in range(1, 3001)]
+    lines[-1] = "Conclusion: the pump failed on day 3000 after the seal cracked."
+    path = tmp_path / "log.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    prepared, _ = send(store, default_settings, ScriptedBackend(ANSWER),
+                       "What does this show?", [path_spec(path)])
+    sent = prepared.messages[-1]["content"]
+    assert sent.index("Entry 1:") < sent.index("[...]") < sent.index("Conclusion: the pump failed")
+    assert "Entry 1500:" not in sent
+    part = prepared.report.attachments[0]
+    assert part.truncated and part.passages[-1].endswith("(end)"), part.passages
 
 
 def test_a_file_is_indexed_once_per_content_and_extractor_version(store, default_settings, report):

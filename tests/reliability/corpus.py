@@ -427,9 +427,9 @@ TEXT_CASES: list[Case] = [
     Case("csv-mixed-encodings", csv_with_mixed_encodings,
          sent=("Jürgen", "Zürich", "Müller", "Düsseldorf", "Zoë", "Genève")),
     Case("ipynb-huge-outputs", ipynb_with_huge_outputs,
-         # Over the budget: the head and the passages the question needs (a generic
-         # question needs none), never the runaway output's end.
-         sent=("# Training log", "[cell 2]", "ask about other parts"),
+         # Over the budget: the head, the passages the question needs (a generic
+         # question needs none) and the end (the last cell), never the runaway output's end.
+         sent=("# Training log", "[cell 2]", "model.score()", "0.93", "ask about other parts"),
          not_sent=("step 199999",)),
     Case("text-over-token-budget", text_over_the_token_budget,
          sent=("included (~", "ask about other parts", "w0 w1 w2")),
