@@ -369,21 +369,27 @@ def test_an_interrupt_before_the_server_has_the_question_shows_one_line_and_stor
     assert [m.content for m in messages_of(_private_database, shell)] == ["and now?", "Fine, now."]
 
 
-class InterruptingPublisher(RecordingPublisher):
-    """Raises KeyboardInterrupt once, on the given update: Ctrl-C while drawing."""
+class PublisherActingOnUpdate(RecordingPublisher):
+    """Runs ``action`` once, on the given update of the answer's display."""
 
-    def __init__(self, on_update):
+    def __init__(self, on_update, action):
         super().__init__()
         self.on_update = on_update
+        self.action = action
 
     def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
         super().publish(data, metadata, transient=transient, update=update)
         if update and len(self.updates()) == self.on_update:
-            raise KeyboardInterrupt
+            self.action()
+
+
+def press_ctrl_c():
+    """Ctrl-C while drawing."""
+    raise KeyboardInterrupt
 
 
 def test_an_interrupt_while_drawing_also_keeps_the_partial_answer(shell, server, _private_database):
-    publisher = InterruptingPublisher(on_update=2)
+    publisher = PublisherActingOnUpdate(2, press_ctrl_c)
     shell.display_pub = publisher
     shell.run_line_magic("config", "NbChat.stream_update_interval = 0")
     text = "".join(f"piece{i} " for i in range(100))
@@ -408,24 +414,16 @@ class CtrlCInAFinalizer:
             total += step
 
 
-class FinalizingPublisher(RecordingPublisher):
-    """Drops a :class:`CtrlCInAFinalizer` on the given update, as a garbage collection
-    of some library's object might happen while the answer is drawn."""
-
-    def __init__(self, on_update):
-        super().__init__()
-        self.on_update = on_update
-
-    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs):
-        super().publish(data, metadata, transient=transient, update=update)
-        if update and len(self.updates()) == self.on_update:
-            CtrlCInAFinalizer()  # made and dropped: its __del__ runs now
+def drop_a_finalizer_that_gets_ctrl_c():
+    """A :class:`CtrlCInAFinalizer` made and dropped (its ``__del__`` runs now), as a
+    garbage collection of some library's object might happen while the answer is drawn."""
+    CtrlCInAFinalizer()
 
 
 def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_answer(shell, server, _private_database, monkeypatch, python_handles_ctrl_c):
     swallowed = []
     monkeypatch.setattr("sys.unraisablehook", lambda unraisable: swallowed.append(unraisable.exc_type))
-    publisher = FinalizingPublisher(on_update=2)
+    publisher = PublisherActingOnUpdate(2, drop_a_finalizer_that_gets_ctrl_c)
     shell.display_pub = publisher
     shell.run_line_magic("config", "NbChat.stream_update_interval = 0")
     text = "".join(f"piece{i} " for i in range(100))
