@@ -388,14 +388,21 @@ def press_ctrl_c():
     raise KeyboardInterrupt
 
 
-def test_an_interrupt_while_drawing_also_keeps_the_partial_answer(shell, server, _private_database):
-    publisher = PublisherActingOnUpdate(2, press_ctrl_c)
+def ask_for_a_long_answer_acting_on_update(shell, server, database, action):
+    """Asks for a 100-piece answer and runs ``action`` on the answer's second drawing;
+    returns the publisher, the full answer and the stored answer."""
+    publisher = PublisherActingOnUpdate(2, action)
     shell.display_pub = publisher
     shell.run_line_magic("config", "NbChat.stream_update_interval = 0")
     text = "".join(f"piece{i} " for i in range(100))
     server.add(answer(text, piece_chars=6, pause_s=0.005))
     shell.run_cell_magic("chat", "", "go on")
-    stored = messages_of(_private_database, shell)[-1]
+    return publisher, text, messages_of(database, shell)[-1]
+
+
+def test_an_interrupt_while_drawing_also_keeps_the_partial_answer(shell, server, _private_database):
+    publisher, text, stored = ask_for_a_long_answer_acting_on_update(
+        shell, server, _private_database, press_ctrl_c)
     assert stored.status == "partial" and stored.content and text.startswith(stored.content)
     assert stored.content != text
     assert publisher.answer_text() == stored.content
@@ -423,14 +430,9 @@ def drop_a_finalizer_that_gets_ctrl_c():
 def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_answer(shell, server, _private_database, monkeypatch, python_handles_ctrl_c):
     swallowed = []
     monkeypatch.setattr("sys.unraisablehook", lambda unraisable: swallowed.append(unraisable.exc_type))
-    publisher = PublisherActingOnUpdate(2, drop_a_finalizer_that_gets_ctrl_c)
-    shell.display_pub = publisher
-    shell.run_line_magic("config", "NbChat.stream_update_interval = 0")
-    text = "".join(f"piece{i} " for i in range(100))
-    server.add(answer(text, piece_chars=6, pause_s=0.005))
-    shell.run_cell_magic("chat", "", "go on")
+    publisher, text, stored = ask_for_a_long_answer_acting_on_update(
+        shell, server, _private_database, drop_a_finalizer_that_gets_ctrl_c)
     assert swallowed == [KeyboardInterrupt]  # Python did swallow it
-    stored = messages_of(_private_database, shell)[-1]
     assert stored.status == "partial" and stored.error_kind == "interrupted"
     assert stored.content and text.startswith(stored.content) and stored.content != text
     assert "partial answer (interrupted" in publisher.footer_text()
