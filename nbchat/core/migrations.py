@@ -242,7 +242,7 @@ def m005_chunk_text_once(db: sqlite3.Connection) -> None:
     Python: SQLite's ``substr`` stops at a NUL character). It is filled here from the
     old column, which holds exactly those slices, before the column is dropped. Chunks
     whose extraction is missing (none should exist) are dropped, to be indexed again
-    with it. Chunk rows are never deleted one by one: deleting one would need its text
+    with it. Ids are kept, so vectors and the word index still match. Chunk rows are never deleted one by one: deleting one would need its text
     for FTS5's ``'delete'`` command (SQLite 3.40 has no contentless delete).
     """
     if sqlite3.sqlite_version_info < (3, 35, 0):
@@ -271,7 +271,21 @@ def m005_chunk_text_once(db: sqlite3.Connection) -> None:
             INSERT INTO file_chunks_fts(rowid, text) SELECT id, text FROM file_chunks;
             """
         )
-    db.execute("ALTER TABLE file_chunks DROP COLUMN text")
+    # Dropping the column rewrites each row in its page, leaving the pages mostly empty:
+    # writing the rows again packs them and frees the rest for any table. Deleting the
+    # chunks deletes their vectors (foreign key), so those are written again too.
+    db.executescript(
+        """
+        ALTER TABLE file_chunks DROP COLUMN text;
+        CREATE TEMP TABLE kept_chunks AS SELECT * FROM file_chunks;
+        CREATE TEMP TABLE kept_chunk_vectors AS SELECT * FROM chunk_vectors;
+        DELETE FROM file_chunks;
+        INSERT INTO file_chunks SELECT * FROM kept_chunks ORDER BY id;
+        INSERT INTO chunk_vectors SELECT * FROM kept_chunk_vectors;
+        DROP TABLE temp.kept_chunks;
+        DROP TABLE temp.kept_chunk_vectors;
+        """
+    )
 
 
 def _has_fts5(db: sqlite3.Connection) -> bool:

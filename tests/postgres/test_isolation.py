@@ -48,8 +48,8 @@ ALICE_ROWS = {
         "SELECT id, 'm', 0, 3, '[1,0,0]', 1 FROM messages WHERE session_id = 's-alice'"
     ),
     "file_chunks": (
-        "INSERT INTO file_chunks (sha256, extractor_version, idx, start, stop, label, text) "
-        "VALUES ('sha-memo', 'v1', 0, 0, 9, 'line 1', 'memo text')"
+        "INSERT INTO file_chunks (sha256, extractor_version, idx, start, stop, label, words) "
+        "VALUES ('sha-memo', 'v1', 0, 0, 9, 'line 1', to_tsvector('english', 'memo text'))"
     ),
     "chunk_vectors": (
         "INSERT INTO chunk_vectors (chunk_id, model, dim, vector) "
