@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from nbchat.core import migrations
 from nbchat.core.store import ChunkRow
 
@@ -22,9 +20,12 @@ M005_STEPS = 5  # PostgreSQL: m001-m005, likewise
 def sqlite_at_m004(path: Path) -> sqlite3.Connection:
     """A new SQLite database at ``path`` with the schema as m004 left it (autocommit)."""
     db = sqlite3.connect(path, isolation_level=None)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:M004_STEPS])
+    today = migrations.MIGRATIONS
+    migrations.MIGRATIONS = today[:M004_STEPS]  # the list of an nbchat of that time
+    try:
         migrations.migrate(db)
+    finally:
+        migrations.MIGRATIONS = today
     assert migrations.schema_version(db) == M004_STEPS
     return db
 

@@ -82,6 +82,9 @@ class SqliteStore:
                 )
             if version < len(MIGRATIONS):
                 migrate(self._db)
+        except StoreError:
+            self._db.close()
+            raise
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise StoreError(

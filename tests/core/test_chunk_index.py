@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from nbchat.core import migrations
-from nbchat.core.attachments import chunk_rows
+from nbchat.core.attachments import Resolver, chunk_rows, path_spec
+from nbchat.core.extract import EXTRACTOR_VERSION
 from nbchat.core.errors import StoreError
 from nbchat.core.extractors.record import Extracted
 from nbchat.core.sqlite_store import SqliteStore
@@ -146,3 +147,22 @@ def test_a_large_document_costs_its_text_once_on_disk(tmp_path: Path):
           f"upgraded {after_upgrade:,} bytes in use")
     assert before - after >= 0.8 * text_bytes
     assert before - after_upgrade >= 0.8 * text_bytes
+
+
+def test_the_extraction_is_stored_with_its_chunks_whichever_cache_it_came_from(store, tmp_path):
+    """A resolver without a store takes a file's extraction from the process's memory
+    (a dry run left it there) and never holds it as a new cache entry: flushing it into
+    a store must still store the extraction the chunks point into."""
+    path = tmp_path / "report.txt"
+    path.write_text(needle_document(60_000).text, encoding="utf-8")
+    first = Resolver(None)
+    first.resolve(path_spec(str(path)))
+    first.remember()  # what a dry run does
+    resolver = Resolver(None)
+    sha = resolver.resolve(path_spec(str(path))).sha256
+    with store.transaction() as tx:
+        resolver.flush(store, tx)
+    extract = store.cached_extract(sha, EXTRACTOR_VERSION)
+    assert extract is not None and store.has_chunks(sha, EXTRACTOR_VERSION)
+    texts = [c.text for c in store.unembedded_chunks("any-model", 1000)]
+    assert len(texts) > 10 and all(t in extract.text for t in texts)

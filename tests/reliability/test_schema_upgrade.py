@@ -33,7 +33,9 @@ from nbchat.core.storage import open_store
 from nbchat.core.store import ChunkRow
 from dbcheck import half_written_turns, integrity, rows, seq_problems
 from needles import needle_document
-from old_chunks import M005_STEPS, m004_ranking, m005_pg_ranking, put_m004_chunks, sqlite_at_m004
+from old_chunks import (
+    M004_STEPS, M005_STEPS, m004_ranking, m005_pg_ranking, put_m004_chunks, sqlite_at_m004,
+)
 from pg_cluster import ADMIN
 
 FIXTURE = Path(__file__).parent / "fixtures" / "schema_v1.sqlite"
@@ -338,6 +340,26 @@ def test_m004_chunks_without_their_extraction_are_dropped_to_be_indexed_again(
         assert [c.text for c in store.unembedded_chunks("m", 10)] == [
             c.text for c in reversed(chunks[:4])]
         assert store.rank_chunks(ORPHAN_SHA, CHUNK_VERSION, ["the"], 5) == []
+
+
+def test_an_sqlite_too_old_to_drop_a_column_is_named_and_the_database_left_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text, chunks = _needle_chunks()
+    path = tmp_path / "m004.sqlite"
+    db = sqlite_at_m004(path)
+    put_m004_chunks(db, CHUNK_SHA, CHUNK_VERSION, text, chunks[:4])
+    db.close()
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    with pytest.raises(StoreError, match=r"needs SQLite 3.35 or newer .* SQLite 3.34.1"):
+        Store(path)
+    assert _version(path) == M004_STEPS
+    db = sqlite3.connect(path)
+    try:
+        assert len(db.execute("SELECT text FROM file_chunks").fetchall()) == 4
+    finally:
+        db.close()
 
 
 def test_a_postgres_database_at_m005_keeps_its_chunks_and_ranks_them_as_before(
