@@ -242,8 +242,9 @@ def m005_chunk_text_once(db: sqlite3.Connection) -> None:
     Python: SQLite's ``substr`` stops at a NUL character). It is filled here from the
     old column, which holds exactly those slices, before the column is dropped. Chunks
     whose extraction is missing (none should exist) are dropped, to be indexed again
-    with it. Ids are kept, so vectors and the word index still match. Chunk rows are never deleted one by one: deleting one would need its text
-    for FTS5's ``'delete'`` command (SQLite 3.40 has no contentless delete).
+    with it. Ids are kept, so vectors and the word index still match. Chunk rows are
+    never deleted one by one: deleting one would need its text for FTS5's ``'delete'``
+    command (SQLite 3.40 has no contentless delete).
     """
     if sqlite3.sqlite_version_info < (3, 35, 0):
         raise StoreError(

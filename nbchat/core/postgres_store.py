@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from functools import partial
 from typing import Any
 
 from nbchat.core.chunk_texts import chunk_slices, texts_from_extracts
@@ -859,9 +860,7 @@ class PostgresStore:
                 "AND v.model = %s) AND NOT (c.id = ANY(%s)) ORDER BY c.id DESC LIMIT %s",
                 (model, sorted(skip), limit),
             ).fetchall()
-            return texts_from_extracts(
-                [tuple(r) for r in places], lambda sha, version: _own_extract_text(db, sha, version)
-            )
+            return texts_from_extracts([tuple(r) for r in places], partial(_own_extract_text, db))
 
     def add_chunk_vectors(
         self, db: Any, model: str, vectors: Sequence[tuple[int, Sequence[float]]]
