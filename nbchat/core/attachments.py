@@ -292,6 +292,9 @@ class Resolver:
             _remember_extract(sha, extracted)
         for sha, extracted in self._resolved.items():
             if not store.has_chunks(sha, EXTRACTOR_VERSION):  # once per (content, version)
+                # The chunks are offsets into the stored extraction: store it with them
+                # (a no-op when stored), whichever cache this resolver read it from.
+                store.put_extract(db, sha, EXTRACTOR_VERSION, extracted)
                 store.put_chunks(db, sha, EXTRACTOR_VERSION, chunk_rows(extracted))
         self._path_hashes.clear()
         self._extracts.clear()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from nbchat.core.errors import StoreError
+
 __all__ = ["MIGRATIONS", "migrate", "schema_version"]
 
 
@@ -230,6 +232,63 @@ def m004_file_chunks(db: sqlite3.Connection) -> None:
         )
 
 
+def m005_chunk_text_once(db: sqlite3.Connection) -> None:
+    """The chunk index keeps offsets into the extraction, not a second copy of its text.
+
+    A chunk's text is ``extracts.text[start:stop]`` (:mod:`nbchat.core.chunk_texts`), so
+    ``file_chunks.text`` doubled what a large file costs on disk. ``file_chunks_fts``
+    becomes a contentless FTS5 table (``content=''``): it holds the word index only, and
+    the store feeds it each new chunk's text, sliced from the stored extraction (in
+    Python: SQLite's ``substr`` stops at a NUL character). It is filled here from the
+    old column, which holds exactly those slices, before the column is dropped. Chunks
+    whose extraction is missing (none should exist) are dropped, to be indexed again
+    with it. Ids are kept, so vectors and the word index still match. Chunk rows are
+    never deleted one by one: deleting one would need its text for FTS5's ``'delete'``
+    command (SQLite 3.40 has no contentless delete).
+    """
+    if sqlite3.sqlite_version_info < (3, 35, 0):
+        raise StoreError(
+            f"This nbchat needs SQLite 3.35 or newer to upgrade its database (Python's "
+            f"sqlite3 module uses SQLite {sqlite3.sqlite_version}): use a Python built "
+            "with a newer SQLite, or set NBCHAT_DB to a new database file."
+        )
+    db.executescript(
+        """
+        DROP TRIGGER IF EXISTS file_chunks_fts_insert;
+        DROP TRIGGER IF EXISTS file_chunks_fts_delete;
+        DELETE FROM file_chunks WHERE NOT EXISTS (
+            SELECT 1 FROM extracts e WHERE e.sha256 = file_chunks.sha256
+            AND e.extractor_version = file_chunks.extractor_version
+        );
+        """
+    )
+    if _has_fts5(db):
+        db.executescript(
+            """
+            DROP TABLE IF EXISTS file_chunks_fts;
+            CREATE VIRTUAL TABLE file_chunks_fts USING fts5(
+                text, content='', tokenize='porter unicode61'
+            );
+            INSERT INTO file_chunks_fts(rowid, text) SELECT id, text FROM file_chunks;
+            """
+        )
+    # Dropping the column rewrites each row in its page, leaving the pages mostly empty:
+    # writing the rows again packs them and frees the rest for any table. Deleting the
+    # chunks deletes their vectors (foreign key), so those are written again too.
+    db.executescript(
+        """
+        ALTER TABLE file_chunks DROP COLUMN text;
+        CREATE TEMP TABLE kept_chunks AS SELECT * FROM file_chunks;
+        CREATE TEMP TABLE kept_chunk_vectors AS SELECT * FROM chunk_vectors;
+        DELETE FROM file_chunks;
+        INSERT INTO file_chunks SELECT * FROM kept_chunks ORDER BY id;
+        INSERT INTO chunk_vectors SELECT * FROM kept_chunk_vectors;
+        DROP TABLE temp.kept_chunks;
+        DROP TABLE temp.kept_chunk_vectors;
+        """
+    )
+
+
 def _has_fts5(db: sqlite3.Connection) -> bool:
     row = db.execute(
         "SELECT 1 FROM pragma_compile_options WHERE compile_options = 'ENABLE_FTS5'"
@@ -244,6 +303,7 @@ MIGRATIONS: list[Migration] = [
     m002_memory,
     m003_extract_sections,
     m004_file_chunks,
+    m005_chunk_text_once,
 ]
 
 

@@ -365,6 +365,33 @@ def m005_file_chunks(db: Connection) -> None:
         """)
 
 
+def m006_chunk_text_once(db: Connection) -> None:
+    """The chunk index keeps offsets into the extraction, not a second copy of its text.
+
+    A chunk's text is ``extracts.text[start:stop]`` of the same owner's extraction
+    (:mod:`nbchat.core.chunk_texts`), so ``file_chunks.text`` doubled what a large file
+    costs on disk. ``words`` stops being generated from ``text`` and becomes a plain
+    column, which keeps the values it holds (computed from the very slices the store now
+    passes at insert time) and its GIN index; then ``text`` goes. Chunks whose owner has
+    no such extraction (none should exist) are dropped, to be indexed again with it:
+    row-level security is lifted for that one statement, as the admin reads every
+    user's rows, and forced again.
+    """
+    _run(db, """
+        ALTER TABLE file_chunks NO FORCE ROW LEVEL SECURITY;
+        ALTER TABLE extracts NO FORCE ROW LEVEL SECURITY;
+        DELETE FROM file_chunks c WHERE NOT EXISTS (
+            SELECT 1 FROM extracts e WHERE e.owner = c.owner AND e.sha256 = c.sha256
+            AND e.extractor_version = c.extractor_version
+        );
+        ALTER TABLE extracts FORCE ROW LEVEL SECURITY;
+        ALTER TABLE file_chunks FORCE ROW LEVEL SECURITY;
+        ALTER TABLE file_chunks ALTER COLUMN words DROP EXPRESSION;
+        ALTER TABLE file_chunks ALTER COLUMN words SET NOT NULL;
+        ALTER TABLE file_chunks DROP COLUMN text;
+    """)
+
+
 Migration = Callable[[Connection], None]
 
 MIGRATIONS: list[Migration] = [
@@ -373,6 +400,7 @@ MIGRATIONS: list[Migration] = [
     m003_sharing,
     m004_word_search,
     m005_file_chunks,
+    m006_chunk_text_once,
 ]
 
 

@@ -23,8 +23,10 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from functools import partial
 from typing import Any
 
+from nbchat.core.chunk_texts import chunk_slices, texts_from_extracts
 from nbchat.core.errors import StoreError
 from nbchat.core.extractors.record import Extracted, Section
 from nbchat.core.postgres import connect, keep_nul_characters, redact_url
@@ -817,12 +819,17 @@ class PostgresStore:
         ))
 
     def put_chunks(self, db: Any, sha256: str, version: str, chunks: Sequence[ChunkRow]) -> None:
+        """Each chunk's place in the user's own extraction, and its words (from the
+        extraction: the index keeps no text of its own)."""
+        texts = chunk_slices(_own_extract_text(db, sha256, version), sha256, version, chunks)
         with db.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO file_chunks "
-                "(sha256, extractor_version, idx, start, stop, label, text) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [(sha256, version, c.index, c.start, c.end, c.label, c.text) for c in chunks],
+                "(sha256, extractor_version, idx, start, stop, label, words) "
+                "VALUES (%s, %s, %s, %s, %s, %s, to_tsvector('english', %s)) "
+                "ON CONFLICT DO NOTHING",
+                [(sha256, version, c.index, c.start, c.end, c.label, text)
+                 for c, text in zip(chunks, texts)],
             )
 
     def rank_chunks(
@@ -844,13 +851,16 @@ class PostgresStore:
     def unembedded_chunks(
         self, model: str, limit: int, skip: frozenset[int] = frozenset()
     ) -> list[ChunkText]:
-        rows = self._query(
-            "SELECT c.id, c.text FROM file_chunks c WHERE c.owner = current_user "
-            "AND NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id "
-            "AND v.model = %s) AND NOT (c.id = ANY(%s)) ORDER BY c.id DESC LIMIT %s",
-            (model, sorted(skip), limit),
-        )
-        return [ChunkText(int(r[0]), str(r[1])) for r in rows]
+        with self._lock, _translated(self.url):
+            db = self._connection()
+            places = db.execute(
+                "SELECT c.id, c.sha256, c.extractor_version, c.start, c.stop "
+                "FROM file_chunks c WHERE c.owner = current_user "
+                "AND NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id "
+                "AND v.model = %s) AND NOT (c.id = ANY(%s)) ORDER BY c.id DESC LIMIT %s",
+                (model, sorted(skip), limit),
+            ).fetchall()
+            return texts_from_extracts([tuple(r) for r in places], partial(_own_extract_text, db))
 
     def add_chunk_vectors(
         self, db: Any, model: str, vectors: Sequence[tuple[int, Sequence[float]]]
@@ -901,6 +911,16 @@ class PostgresStore:
         for sha, index in rows:
             found.setdefault(str(sha), set()).add(int(index))
         return {sha: frozenset(indexes) for sha, indexes in found.items()}
+
+
+def _own_extract_text(db: Any, sha256: str, version: str) -> str | None:
+    """The connected user's extraction of this content (NUL characters as written)."""
+    row = db.execute(
+        "SELECT text FROM extracts WHERE owner = current_user AND sha256 = %s "
+        "AND extractor_version = %s",
+        (sha256, version),
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _filter_sql(search_filter: SearchFilter, alias: str = "m") -> tuple[str, list[Any]]:

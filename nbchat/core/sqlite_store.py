@@ -16,9 +16,11 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbchat.core.chunk_texts import chunk_slices, texts_from_extracts
 from nbchat.core.errors import StoreError
 from nbchat.core.extractors.record import Extracted, Section
 from nbchat.core.migrations import MIGRATIONS, migrate, schema_version
@@ -80,6 +82,9 @@ class SqliteStore:
                 )
             if version < len(MIGRATIONS):
                 migrate(self._db)
+        except StoreError:
+            self._db.close()
+            raise
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise StoreError(
@@ -615,12 +620,20 @@ class SqliteStore:
         ))
 
     def put_chunks(self, db: Any, sha256: str, version: str, chunks: Sequence[ChunkRow]) -> None:
-        db.executemany(
-            "INSERT OR IGNORE INTO file_chunks "
-            "(sha256, extractor_version, idx, start, stop, label, text) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(sha256, version, c.index, c.start, c.end, c.label, c.text) for c in chunks],
-        )
+        """Each chunk's place in the extraction, and its words in ``file_chunks_fts``
+        (fed from the stored extraction: the index keeps no text of its own)."""
+        texts = chunk_slices(_extract_text(db, sha256, version), sha256, version, chunks)
+        has_fts = bool(db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'file_chunks_fts'").fetchone())
+        for chunk, text in zip(chunks, texts):
+            added = db.execute(
+                "INSERT OR IGNORE INTO file_chunks "
+                "(sha256, extractor_version, idx, start, stop, label) VALUES (?, ?, ?, ?, ?, ?)",
+                (sha256, version, chunk.index, chunk.start, chunk.end, chunk.label),
+            )
+            if added.rowcount and has_fts:
+                db.execute("INSERT INTO file_chunks_fts(rowid, text) VALUES (?, ?)",
+                           (added.lastrowid, text))
 
     def rank_chunks(
         self, sha256: str, version: str, terms: Sequence[str], limit: int
@@ -638,25 +651,28 @@ class SqliteStore:
                 (match, sha256, version, limit),
             )
             return [(int(r[0]), -float(r[1])) for r in rows]
-        held = " + ".join("(instr(lower(text), ?) > 0)" for _ in terms)
-        lowered = [t.lower() for t in terms]
-        rows = self._query(
-            f"SELECT idx, ({held}) AS n FROM file_chunks WHERE sha256 = ? "
-            f"AND extractor_version = ? AND ({held}) > 0 ORDER BY n DESC, idx LIMIT ?",
-            (*lowered, sha256, version, *lowered, limit),
+        places = self._query(
+            "SELECT idx, sha256, extractor_version, start, stop FROM file_chunks "
+            "WHERE sha256 = ? AND extractor_version = ? ORDER BY idx",
+            (sha256, version),
         )
-        return [(int(r[0]), float(r[1])) for r in rows]
+        with self._lock:
+            texts = texts_from_extracts(
+                [tuple(r) for r in places], partial(_extract_text, self._db))
+        return _most_terms_held(texts, terms, limit)
 
     def unembedded_chunks(
         self, model: str, limit: int, skip: frozenset[int] = frozenset()
     ) -> list[ChunkText]:
         rows = self._query(
-            "SELECT c.id, c.text FROM file_chunks c WHERE NOT EXISTS (SELECT 1 FROM "
-            "chunk_vectors v WHERE v.chunk_id = c.id AND v.model = ?) ORDER BY c.id DESC LIMIT ?",
+            "SELECT c.id, c.sha256, c.extractor_version, c.start, c.stop FROM file_chunks c "
+            "WHERE NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id "
+            "AND v.model = ?) ORDER BY c.id DESC LIMIT ?",
             (model, limit + len(skip)),
         )
-        found = [ChunkText(int(r[0]), str(r[1])) for r in rows if int(r[0]) not in skip]
-        return found[:limit]
+        places = [tuple(r) for r in rows if int(r[0]) not in skip][:limit]
+        with self._lock:
+            return texts_from_extracts(places, partial(_extract_text, self._db))
 
     def add_chunk_vectors(
         self, db: Any, model: str, vectors: Sequence[tuple[int, Sequence[float]]]
@@ -709,6 +725,29 @@ class SqliteStore:
         for row in rows:
             found.setdefault(str(row[0]), set()).add(int(row[1]))
         return {sha: frozenset(indexes) for sha, indexes in found.items()}
+
+
+def _extract_text(db: sqlite3.Connection, sha256: str, version: str) -> str | None:
+    row = db.execute(
+        "SELECT text FROM extracts WHERE sha256 = ? AND extractor_version = ?",
+        (sha256, version),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _most_terms_held(
+    chunks: Sequence[ChunkText], terms: Sequence[str], limit: int
+) -> list[tuple[int, float]]:
+    """Without FTS5: the chunks holding the most of ``terms`` (case-insensitive), by
+    index among equals; ``chunk_id`` here is the chunk's index in its file."""
+    lowered = [t.lower() for t in terms]
+    held = [
+        (chunk.chunk_id, sum(term in text for term in lowered))
+        for chunk in chunks
+        for text in (chunk.text.lower(),)
+    ]
+    ranked = sorted((pair for pair in held if pair[1] > 0), key=lambda p: (-p[1], p[0]))
+    return [(index, float(n)) for index, n in ranked[:limit]]
 
 
 def _use_wal(db: sqlite3.Connection, timeout_s: float) -> None:

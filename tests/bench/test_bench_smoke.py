@@ -121,6 +121,14 @@ def test_pdf_bench_times_the_three_readers_on_generated_and_given_pdfs(tmp_path)
     assert "goal: a 100-page text PDF" in printed
 
 
+def test_chunk_storage_bench_measures_the_index_before_and_after_m005(tmp_path):
+    line, printed = run_bench(tmp_path, "bench_chunk_storage.py", "--chars", "30000")
+    assert line["bench"] == "chunk_storage" and line["chunks"] > 10
+    assert line["now_bytes"] < line["m004_bytes"] and line["upgraded_bytes"] < line["m004_bytes"]
+    assert line["saved_bytes"] == line["m004_bytes"] - line["now_bytes"]
+    assert "m004 (text stored twice)" in printed
+
+
 def test_ttft_bench_times_nbchat_and_bare_httpx_on_the_real_server(llama_url, tmp_path):
     line, printed = run_bench(
         tmp_path, "bench_ttft.py", "--url", llama_url, "--pairs", "2", "--file-tokens", "150",

@@ -177,9 +177,10 @@ def test_a_file_is_indexed_once_per_content_and_extractor_version(store, default
     assert rows == distinct > 100
     assert store.has_chunks(sha, EXTRACTOR_VERSION)
     ranked = store.rank_chunks(sha, EXTRACTOR_VERSION, ["oxhollow", "warehouse"], 5)
-    best = query(store, "SELECT text FROM file_chunks WHERE sha256 = ? AND idx = ?",
-                 (sha, ranked[0][0]))[0][0]
-    assert "Oxhollow warehouse" in best
+    start, stop = query(store, "SELECT start, stop FROM file_chunks WHERE sha256 = ? AND idx = ?",
+                        (sha, ranked[0][0]))[0]
+    extract = store.cached_extract(sha, EXTRACTOR_VERSION)
+    assert extract is not None and "Oxhollow warehouse" in extract.text[start:stop]
     # The same content again, by another path and in another session: no new rows.
     send(store, default_settings, ScriptedBackend(), "And the Sorrowby tunnel?", [path_spec(copy)])
     assert query(store, sql, (sha,))[0] == (rows, distinct)

@@ -34,8 +34,14 @@ def test_chunks_get_vectors_in_the_background_and_rank_by_meaning_too(
     assert chunks > 100 and vectors == chunks
     # A chunk's own text is nearest to itself, at cosine 1, and the others are further.
     sha = client.store.attachments(result.session_id)[0].sha256
-    idx, text = query(client.store, "SELECT idx, text FROM file_chunks WHERE sha256 = ? "
-                      "AND text LIKE ?", (sha, "%Oxhollow%"))[0]
+    extract = client.store.cached_extract(sha, EXTRACTOR_VERSION)
+    assert extract is not None
+    idx, text = next(
+        (idx, extract.text[start:stop])
+        for idx, start, stop in query(client.store, "SELECT idx, start, stop FROM file_chunks "
+                                      "WHERE sha256 = ? ORDER BY idx", (sha,))
+        if "Oxhollow" in extract.text[start:stop]
+    )
     nearest = client.store.rank_chunk_vectors(
         sha, EXTRACTOR_VERSION, "fake-embed.gguf", server.vector(text), 3)
     assert nearest[0][0] == idx and abs(nearest[0][1] - 1.0) < 1e-4

@@ -48,8 +48,8 @@ ALICE_ROWS = {
         "SELECT id, 'm', 0, 3, '[1,0,0]', 1 FROM messages WHERE session_id = 's-alice'"
     ),
     "file_chunks": (
-        "INSERT INTO file_chunks (sha256, extractor_version, idx, start, stop, label, text) "
-        "VALUES ('sha-memo', 'v1', 0, 0, 9, 'line 1', 'memo text')"
+        "INSERT INTO file_chunks (sha256, extractor_version, idx, start, stop, label, words) "
+        "VALUES ('sha-memo', 'v1', 0, 0, 9, 'line 1', to_tsvector('english', 'memo text'))"
     ),
     "chunk_vectors": (
         "INSERT INTO chunk_vectors (chunk_id, model, dim, vector) "
@@ -246,3 +246,39 @@ def test_word_search_finds_only_the_callers_own_messages(
         "SELECT count(*) FROM word_hits(ARRAY['merger'], 10, "
         "'s-alice', NULL, NULL, NULL, NULL)"
     ).fetchone()[0] == 0
+
+
+def test_a_users_chunks_are_read_from_that_users_extraction_only(
+    pg_cluster: Any, pg_database: str
+) -> None:
+    """The chunk index holds offsets: Bob's chunks of a content only Alice has extracted
+    are refused, and each user's chunk texts come from their own extraction."""
+    from nbchat.core.attachments import chunk_rows
+    from nbchat.core.errors import StoreError
+    from nbchat.core.extractors.record import Extracted
+    from nbchat.core.storage import open_store
+
+    sha, version = "ab" * 32, "v1"
+    alices = Extracted("Alice's memo: the merger closes in May.\n\nNothing else.", "text")
+    bobs = Extracted("Bob's memo: lunch is at noon, says nobody.\n\nNothing more.", "text")
+    alice = open_store(pg_cluster.url("alice", pg_database))
+    bob = open_store(pg_cluster.url("bob", pg_database))
+    try:
+        with alice.transaction() as tx:
+            alice.put_extract(tx, sha, version, alices)
+            alice.put_chunks(tx, sha, version, chunk_rows(alices))
+        with pytest.raises(StoreError, match="extracted text is not stored"):
+            with bob.transaction() as tx:
+                bob.put_chunks(tx, sha, version, chunk_rows(alices))
+        assert not bob.has_chunks(sha, version) and bob.unembedded_chunks("m", 10) == []
+        assert bob.rank_chunks(sha, version, ["merger"], 5) == []
+        with bob.transaction() as tx:
+            bob.put_extract(tx, sha, version, bobs)
+            bob.put_chunks(tx, sha, version, chunk_rows(bobs))
+        assert [c.text for c in alice.unembedded_chunks("m", 10)] == [alices.text]
+        assert [c.text for c in bob.unembedded_chunks("m", 10)] == [bobs.text]
+        assert bob.rank_chunks(sha, version, ["merger"], 5) == []
+        assert alice.rank_chunks(sha, version, ["merger"], 5)[0][0] == 0
+    finally:
+        alice.close()
+        bob.close()
