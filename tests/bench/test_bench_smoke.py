@@ -160,6 +160,28 @@ def test_kv_cache_bench_shows_nbchat_evaluating_less_than_the_reference(llama_ur
     assert "reference layout" in printed
 
 
+def test_large_docs_bench_finds_the_facts_and_keeps_the_prefix_on_the_real_server(
+    llama_url, tmp_path
+):
+    line, printed = run_bench(
+        tmp_path, "bench_large_docs.py", "--url", llama_url, "--url-window", "8192",
+        "--doc-chars", "60000", "--no-answers", "--max-tokens", "8", timeout_s=900,
+    )
+    assert line["bench"] == "large_docs"
+    [window] = line["windows"]
+    assert window["window"] == 8192
+    # Which facts reach the prompt and whether the prefix holds do not depend on speed.
+    assert window["single_in_prompt"] >= 9 and window["single_answered"] is None
+    assert window["later_in_prompt"] >= 4 and window["later_asked"] == 5
+    assert window["compactions"] <= 1 and window["prefix_breaks_outside_compaction"] == 0
+    turns = line["details"]["8192"]["conversation"]
+    assert [t["turn"] for t in turns] == [1, 2, 3, 4, 5, 6]
+    for turn in turns:
+        assert turn["prompt_n"] + turn["cache_n"] == turn["prompt_tokens"], turn
+    assert window["sum_prompt_n"] == sum(t["prompt_n"] for t in turns)
+    assert "Σ prompt_n / growth" in printed
+
+
 def test_bench_run_prints_the_summary_and_writes_the_json_lines(tmp_path):
     out = tmp_path / "results.jsonl"
     temp = tmp_path / "bench-tmp"
