@@ -13,24 +13,10 @@ file system) and the size of the text itself.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import tempfile
 from pathlib import Path
 
 from common import emit, load_test_helper, print_table
-
-
-def used_bytes(path: Path) -> int:
-    db = sqlite3.connect(path)
-    try:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        pages, free, size = (
-            db.execute(f"PRAGMA {p}").fetchone()[0]
-            for p in ("page_count", "freelist_count", "page_size")
-        )
-        return int((pages - free) * size)
-    finally:
-        db.close()
 
 
 def main() -> None:
@@ -53,13 +39,13 @@ def main() -> None:
         old = old_chunks.sqlite_at_m004(old_path)
         old_chunks.put_m004_chunks(old, sha, version, document.text, rows)
         old.close()
-        before = used_bytes(old_path)
+        before = old_chunks.used_bytes(old_path)
         with SqliteStore(new_path) as store, store.transaction() as tx:
             store.put_extract(tx, sha, version, extracted)
             store.put_chunks(tx, sha, version, rows)
-        now = used_bytes(new_path)
+        now = old_chunks.used_bytes(new_path)
         SqliteStore(old_path).close()  # opening upgrades it
-        upgraded = used_bytes(old_path)
+        upgraded = old_chunks.used_bytes(old_path)
     text_bytes = len(document.text.encode("utf-8"))
     print_table(
         f"Chunk index on disk: {len(rows)} chunks of a {text_bytes:,}-byte text",

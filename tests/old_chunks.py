@@ -79,3 +79,17 @@ def m005_pg_ranking(
         (" | ".join(words), sha256, version, limit),
     ).fetchall()
     return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def used_bytes(path: Path) -> int:
+    """The bytes of the database's pages in use (pages freed by a drop are not)."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages, free, size = (
+            db.execute(f"PRAGMA {p}").fetchone()[0]
+            for p in ("page_count", "freelist_count", "page_size")
+        )
+        return (pages - free) * size
+    finally:
+        db.close()

@@ -17,7 +17,7 @@ from nbchat.core.sqlite_store import SqliteStore
 from nbchat.core.store import ChunkRow
 
 from needles import needle_document
-from old_chunks import put_m004_chunks, sqlite_at_m004
+from old_chunks import put_m004_chunks, sqlite_at_m004, used_bytes
 from rawsql import query
 
 SHA = "c0ffee" * 10 + "beef"
@@ -112,20 +112,6 @@ def test_without_fts5_the_chunks_rank_by_terms_held_read_from_the_extract(
         assert both[0][1] > both[-1][1] and len(both) == len({r.index for r in rows})
         indexes = [i for i, n in both if n == both[-1][1]]
         assert indexes == sorted(indexes)
-
-
-def used_bytes(path: Path) -> int:
-    """The bytes of the database's pages in use (pages freed by a drop are not)."""
-    db = sqlite3.connect(path)
-    try:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        pages, free, size = (
-            db.execute(f"PRAGMA {p}").fetchone()[0]
-            for p in ("page_count", "freelist_count", "page_size")
-        )
-        return (pages - free) * size
-    finally:
-        db.close()
 
 
 def test_a_large_document_costs_its_text_once_on_disk(tmp_path: Path):
