@@ -3,7 +3,6 @@ the text is read from the stored extraction, at Python's offsets, on both stores
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
