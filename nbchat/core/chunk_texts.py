@@ -11,12 +11,13 @@ every text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from nbchat.core.errors import StoreError
 from nbchat.core.store import ChunkRow, ChunkText
 
-__all__ = ["chunk_slices", "texts_from_extracts"]
+__all__ = ["chunk_slices", "indexes_by_file", "texts_from_extracts"]
 
 # (chunk id, sha256, extractor version, start, stop), as a store reads a chunk's row.
 ChunkPlace = tuple[int, str, str, int, int]
@@ -68,3 +69,11 @@ def texts_from_extracts(
             )
         found.append(ChunkText(chunk_id, text[start:stop]))
     return found
+
+
+def indexes_by_file(rows: Iterable[Sequence[Any]]) -> dict[str, frozenset[int]]:
+    """(sha256, chunk index) rows, as ``sent_chunks`` reads them, grouped per file."""
+    found: dict[str, set[int]] = {}
+    for sha256, index in rows:
+        found.setdefault(str(sha256), set()).add(int(index))
+    return {sha: frozenset(indexes) for sha, indexes in found.items()}

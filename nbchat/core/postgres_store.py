@@ -26,7 +26,7 @@ from contextlib import contextmanager, suppress
 from functools import partial
 from typing import Any
 
-from nbchat.core.chunk_texts import chunk_slices, texts_from_extracts
+from nbchat.core.chunk_texts import chunk_slices, indexes_by_file, texts_from_extracts
 from nbchat.core.errors import StoreError
 from nbchat.core.extractors.record import Extracted, Section
 from nbchat.core.postgres import connect, keep_nul_characters, redact_url
@@ -907,10 +907,7 @@ class PostgresStore:
             "WHERE c.session_id = %s AND m.seq >= %s",
             (session_id, from_seq),
         )
-        found: dict[str, set[int]] = {}
-        for sha, index in rows:
-            found.setdefault(str(sha), set()).add(int(index))
-        return {sha: frozenset(indexes) for sha, indexes in found.items()}
+        return indexes_by_file(rows)
 
 
 def _own_extract_text(db: Any, sha256: str, version: str) -> str | None:

@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbchat.core.chunk_texts import chunk_slices, texts_from_extracts
+from nbchat.core.chunk_texts import chunk_slices, indexes_by_file, texts_from_extracts
 from nbchat.core.errors import StoreError
 from nbchat.core.extractors.record import Extracted, Section
 from nbchat.core.migrations import MIGRATIONS, migrate, schema_version
@@ -721,10 +721,7 @@ class SqliteStore:
             "WHERE c.session_id = ? AND m.seq >= ?",
             (session_id, from_seq),
         )
-        found: dict[str, set[int]] = {}
-        for row in rows:
-            found.setdefault(str(row[0]), set()).add(int(row[1]))
-        return {sha: frozenset(indexes) for sha, indexes in found.items()}
+        return indexes_by_file(rows)
 
 
 def _extract_text(db: sqlite3.Connection, sha256: str, version: str) -> str | None:
