@@ -9,7 +9,9 @@ gemma-3-270m, which was trained for 32k) a fresh local engine is started, and:
   asked; counted: the fact's sentence in the prompt (``prepared.messages``), and the answer
   holding the fact's value (the default model is tiny: reported, no target);
 - **conversation**: turn 1 attaches the file and asks for a summary, turns 2-6 ask five
-  other facts; counted per turn: the fact in that turn's prompt, compactions, whether the
+  other facts; counted per turn: the fact in that turn's prompt (anywhere in the request:
+  a passage sent on an earlier turn is still in the conversation) and in the turn's own
+  message (brought in for it), compactions, whether the
   previous request is a prefix of this one (tokens, by ``/apply-template`` +
   ``/tokenize``), and the server's ``prompt_n`` / ``cache_n``.
 
@@ -65,7 +67,8 @@ class SingleFigures:
 class TurnFigures:
     turn: int
     fact: int | None
-    in_prompt: bool | None
+    in_prompt: bool | None  # the fact anywhere in the request (an earlier message counts)
+    brought_in: bool | None  # the fact in this turn's own message
     compacted: bool
     prefix_kept: bool
     prompt_tokens: int
@@ -136,14 +139,17 @@ def conversation(
         for turn, (question, fact_index, files) in enumerate(script, start=1):
             started = time.perf_counter()
             prepared = client.prepare(question, files, new=turn == 1)
-            in_prompt = None
+            in_prompt = brought_in = None
             if fact_index is not None:
-                in_prompt = _has_fact(prepared.messages[-1]["content"], document.facts[fact_index])
+                fact = document.facts[fact_index]
+                in_prompt = _has_fact(_prompt_text(prepared.messages), fact)
+                brought_in = _has_fact(prepared.messages[-1]["content"], fact)
             tokens = template_tokens(http, url, prepared.messages)
             result = _run(client, prepared)
             prefix = bool(previous) and common_prefix_tokens(tokens, previous) == len(previous)
             figures.append(TurnFigures(
-                turn, fact_index, in_prompt, prepared.report.compacted, prefix or turn == 1,
+                turn, fact_index, in_prompt, brought_in, prepared.report.compacted,
+                prefix or turn == 1,
                 len(tokens), int(result.timings.get("prompt_n", -1)),
                 int(result.timings.get("cache_n", -1)), (time.perf_counter() - started) * 1000,
             ))
@@ -174,6 +180,7 @@ def summarize(window: int, single: list[SingleFigures], turns: list[TurnFigures]
         "single_answered": sum(bool(s.answered) for s in single)
         if any(s.answered is not None for s in single) else None,
         "later_in_prompt": sum(bool(t.in_prompt) for t in later),
+        "later_brought_in": sum(bool(t.brought_in) for t in later),
         "later_asked": len(later),
         "compactions": sum(t.compacted for t in turns[1:]),
         "prefix_breaks_outside_compaction": sum(
@@ -238,10 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_table(
             f"window {window:,}: conversation (file on turn 1, a fact per later turn)",
-            ["turn", "fact", "in prompt", "compacted", "prefix kept", "prompt tok",
+            ["turn", "fact", "in prompt", "this turn's", "compacted", "prefix kept", "prompt tok",
              "prompt_n", "cache_n", "wall ms"],
             [[t.turn, "-" if t.fact is None else t.fact + 1,
-              "-" if t.in_prompt is None else t.in_prompt, t.compacted, t.prefix_kept,
+              "-" if t.in_prompt is None else t.in_prompt,
+              "-" if t.brought_in is None else t.brought_in, t.compacted, t.prefix_kept,
               t.prompt_tokens, t.prompt_n, t.cache_n, t.wall_ms] for t in turns],
         )
     print_table(
