@@ -45,6 +45,7 @@ __all__ = [
     "Ranking",
     "rank_chunks",
     "matched_terms",
+    "informative_terms",
     "select_passages",
     "describe_passages",
     "bring_in",
@@ -56,6 +57,11 @@ HEAD_SHARE = 0.15
 #: The share of a file's grant that its end may take, after the ranked passages (a
 #: report's conclusion, a notebook's last cell, a log's last lines).
 TAIL_SHARE = 0.10
+#: A query word held by more than this share of a file's chunks says nothing about which
+#: chunk to send ("ist", "ein" in a German text; "report" in a report): it makes no chunk
+#: relevant on its own. Applied to files of at least COMMON_MIN_CHUNKS chunks.
+COMMON_SHARE = 0.5
+COMMON_MIN_CHUNKS = 8
 #: Chunks asked of a ranking: far more than a grant of an 8k-65k window can hold.
 RANK_LIMIT = 200
 GAP = "[...]"
@@ -184,6 +190,19 @@ def matched_terms(text: str, terms: Sequence[str]) -> list[str]:
     return [t for t in terms if t in present or t + "s" in present]
 
 
+def informative_terms(text: str, chunks: Sequence[Chunk], terms: Sequence[str]) -> list[str]:
+    """``terms`` without the ones most of the file's chunks hold (see :data:`COMMON_SHARE`).
+
+    Language-neutral where a stopword list is not: the file itself says which words are
+    too common in it to choose a passage by."""
+    if len(chunks) < COMMON_MIN_CHUNKS or not terms:
+        return list(terms)
+    holding = Counter(
+        term for chunk in chunks for term in matched_terms(text[chunk.start : chunk.end], terms)
+    )
+    return [t for t in terms if holding[t] <= COMMON_SHARE * len(chunks)]
+
+
 def select_passages(
     name: str,
     text: str,
@@ -198,6 +217,7 @@ def select_passages(
 ) -> Selection:
     """Head + best-ranked chunks (none of ``exclude``) within ``grant_tokens``, in order."""
     per_char = total_tokens / max(1, len(text))
+    terms = informative_terms(text, chunks, terms)
 
     def cost(chunk: Chunk) -> int:
         return int((chunk.end - chunk.start) * per_char) + 4  # + its label line or a gap
@@ -280,18 +300,21 @@ def bring_in(
 ) -> list[BroughtIn]:
     """Chunks of earlier files, not yet seen, that match ``terms``, within the budget.
 
-    The relevance floor: a chunk must hold at least one query word as a whole word, and
-    score at least :data:`RELATIVE_FLOOR` of its file's best chunk (a chunk that only
-    shares a common word with the question stays out). The files take turns (each one's best, then each one's second best...), as their scores
-    are not comparable; each file's passages are then rendered in document order.
+    The relevance floor: a chunk must hold at least one query word as a whole word that
+    most of its file does not hold (:func:`informative_terms`), and at least
+    :data:`RELATIVE_FLOOR` as many of them as its file's best chunk (a chunk that only
+    shares a common word with the question stays out). The files take turns (each one's
+    best, then each one's second best...), as their scores are not comparable; each
+    file's passages are then rendered in document order.
     """
     queues: list[list[tuple[int, str]]] = []
     for item in candidates:
+        item_terms = informative_terms(item.text, item.chunks, terms)
         found: dict[int, list[str]] = {}
         for index, _ in item.ranking.order:
             if index < len(item.chunks):
                 chunk = item.chunks[index]
-                found[index] = matched_terms(item.text[chunk.start : chunk.end], terms)
+                found[index] = matched_terms(item.text[chunk.start : chunk.end], item_terms)
         most = max((len(words_found) for words_found in found.values()), default=0)
         queue = []
         for index, _ in item.ranking.order:
@@ -301,7 +324,7 @@ def bring_in(
             enough = bool(found[index]) and len(found[index]) >= RELATIVE_FLOOR * most
             if enough or similar is not None:
                 why = _why(item.text[item.chunks[index].start : item.chunks[index].end],
-                           terms if enough else (), similar)
+                           item_terms if enough else (), similar)
                 queue.append((index, why))
         queues.append(queue)
     chosen: list[dict[int, str]] = [{} for _ in candidates]

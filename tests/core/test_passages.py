@@ -165,6 +165,34 @@ def test_a_general_question_gets_the_files_end_after_its_head(store, default_set
     assert part.truncated and part.passages[-1].endswith("(end)"), part.passages
 
 
+def test_words_most_of_the_file_holds_choose_no_passage_in_any_language(store, default_settings, tmp_path):
+    topics = ["Stetigkeit", "Kompaktheit", "Zusammenhang", "Homotopie", "Mannigfaltigkeit"]
+    paragraphs = [
+        f"Abschnitt {n}. Die {topics[n % 5]} ist ein Begriff der Vorlesung, und ein Beispiel "
+        f"ist {n * 3} mal ein Kreis. " * 12 for n in range(60)
+    ]
+    paragraphs[41] = "Ein Hausdorff-Raum ist ein Raum, in dem je zwei Punkte getrennt sind. " * 3
+    paragraphs[52] = "Eine kompakte Menge ist ein Ort, dessen offene Überdeckungen endlich sind. " * 3
+    path = tmp_path / "skript.txt"
+    path.write_text("\n\n".join(paragraphs), encoding="utf-8")
+    prepared, result = send(store, default_settings, ScriptedBackend(ANSWER),
+                            "Was ist ein Hausdorff-Raum?", [path_spec(path)])
+    part = prepared.report.attachments[0]
+    matched = [p for p in part.passages if "matched" in p]
+    # "ist" and "ein" are in every chunk: they choose nothing; "hausdorff" does.
+    assert matched and all("ist" not in p and "ein" not in p for p in matched), part.passages
+    assert any("hausdorff" in p for p in matched)
+    assert "je zwei Punkte getrennt" in prepared.messages[-1]["content"]
+    # A later turn brings in the chunk with the question's rare word, not the common ones.
+    later, _ = send(store, default_settings, ScriptedBackend(ANSWER),
+                    "Was ist ein kompakte Menge?", session_id=result.session_id)
+    [brought] = later.report.brought_in
+    assert brought.passages and all("kompakte" in p for p in brought.passages), brought
+    assert all("ist" not in p and "ein" not in p for p in brought.passages), brought
+    assert "endlich sind" in later.messages[-1]["content"]
+    assert later.messages[-1]["content"].count("From skript.txt") == 1
+
+
 def test_a_file_is_indexed_once_per_content_and_extractor_version(store, default_settings, report):
     document, path = report
     copy = path.with_name("copy.txt")
