@@ -323,8 +323,7 @@ def bring_in(
             similar = item.ranking.similar.get(index)
             enough = bool(found[index]) and len(found[index]) >= RELATIVE_FLOOR * most
             if enough or similar is not None:
-                why = _why(item.text[item.chunks[index].start : item.chunks[index].end],
-                           item_terms if enough else (), similar)
+                why = _reason(found[index] if enough else (), similar)
                 queue.append((index, why))
         queues.append(queue)
     chosen: list[dict[int, str]] = [{} for _ in candidates]
@@ -388,8 +387,12 @@ def seen_parts(
 
 def _why(text: str, terms: Sequence[str], similar: float | None) -> str:
     """Why a ranked chunk is relevant ("matched: a, b", "similar: cosine 0.93"), or ""."""
+    return _reason(matched_terms(text, terms) if terms else [], similar)
+
+
+def _reason(found: Sequence[str], similar: float | None) -> str:
+    """The words a chunk matched and its cosine, as :func:`_why` words them."""
     reasons = []
-    found = matched_terms(text, terms) if terms else []
     if found:
         reasons.append("matched: " + ", ".join(found))
     if similar is not None:
