@@ -79,10 +79,19 @@ def bare_ttft(
         "messages": messages, "stream": True, "stream_options": {"include_usage": True},
         "max_tokens": max_tokens, "temperature": 0.0, "cache_prompt": True,
     }
+    import httpx
+
     started = time.perf_counter()
     first = None
     timings: dict[str, Any] = {}
-    with http.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+    request = http.build_request("POST", f"{url}/v1/chat/completions", json=body)
+    try:
+        response = http.send(request, stream=True)
+    except httpx.RemoteProtocolError:
+        # The pooled connection was closed by the server while idle; nbchat's backend
+        # sends once more on a new connection, and so does this side (inside the timing).
+        response = http.send(request, stream=True)
+    try:
         response.raise_for_status()
         for line in response.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
@@ -93,6 +102,8 @@ def bare_ttft(
                 first = time.perf_counter()
             if chunk.get("timings"):
                 timings = chunk["timings"]
+    finally:
+        response.close()
     if first is None:
         raise TurnFailed("the stream ended before any text")
     return first - started, timings

@@ -135,6 +135,7 @@ def test_ttft_bench_times_nbchat_and_bare_httpx_on_the_real_server(llama_url, tm
         "--max-tokens", "2",
     )
     assert line["bench"] == "ttft"
+    assert line["failed_pairs"] == [], printed
     assert len(line["nbchat_runs_ms"]) == len(line["bare_runs_ms"]) == 2
     assert line["nbchat_ms"] > 0 and line["bare_ms"] > 0
     assert line["nbchat_prompt_n"] > 0 and line["bare_prompt_n"] > 0
