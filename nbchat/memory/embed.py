@@ -194,6 +194,16 @@ class EmbeddingClient:
             )
         return vectors
 
+    def _send(self, method: str, url: str, payload: Any, extra: dict[str, Any]) -> Any:
+        """One request; sent once more when the server closed the pooled connection
+        before any byte of an answer (llama-server closes kept-alive connections)."""
+        import httpx
+
+        try:
+            return self._client().request(method, url, json=payload, **extra)
+        except httpx.RemoteProtocolError:
+            return self._client().request(method, url, json=payload, **extra)
+
     def _request(
         self, method: str, path: str, payload: Any = None, timeout_s: float | None = None
     ) -> dict[str, Any]:
@@ -203,7 +213,7 @@ class EmbeddingClient:
         if timeout_s is not None:
             extra["timeout"] = httpx.Timeout(timeout_s, connect=self._timeout[0])
         try:
-            response = self._client().request(method, self._v1 + path, json=payload, **extra)
+            response = self._send(method, self._v1 + path, payload, extra)
         except httpx.TimeoutException as exc:
             raise EmbeddingError(
                 f"The embeddings server at {self.url} did not answer in time: it may be busy "

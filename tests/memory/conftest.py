@@ -72,10 +72,13 @@ class FakeEmbeddings:
     llama-server refuses inputs over its batch size.
 
     Vectors are word-hash counts (``dim`` wide), so texts sharing words are similar.
+    ``hang_ups`` closes the connection on that many POSTs without answering, as
+    llama-server does to a kept-alive connection it has just dropped.
     """
 
     def __init__(self, *, delay_s: float = 0.0, max_input_chars: int | None = None,
-                 dim: int = 16, model: str = "/models/fake-embed.gguf") -> None:
+                 dim: int = 16, model: str = "/models/fake-embed.gguf",
+                 hang_ups: int = 0) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -84,6 +87,8 @@ class FakeEmbeddings:
         self.dim = dim
         self.model = model
         self.inputs: list[str] = []
+        self.hang_ups = hang_ups  # the next POSTs that close the connection unanswered
+        self.posts = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -106,6 +111,11 @@ class FakeEmbeddings:
                 import time
 
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.posts += 1
+                if fake.hang_ups:
+                    fake.hang_ups -= 1
+                    self.close_connection = True
+                    return
                 texts = body["input"]
                 time.sleep(fake.delay_s)
                 too_long = [t for t in texts if fake.max_input_chars and len(t) > fake.max_input_chars]

@@ -141,6 +141,28 @@ def test_messages_with_only_another_models_vectors_are_embedded_again(
     assert len(vector_rows(current, "retired-model")) == 2
 
 
+def test_a_connection_closed_before_any_answer_is_tried_once_more(fake_embeddings):
+    server = fake_embeddings(hang_ups=1)
+    client = EmbeddingClient(server.url, model="fake-embed.gguf")
+    try:
+        vectors = client.embed(["a short note"])
+    finally:
+        client.close()
+    assert vectors == [server.vector("a short note")]
+    assert server.posts == 2
+
+
+def test_a_server_that_keeps_hanging_up_is_a_clear_error(fake_embeddings):
+    server = fake_embeddings(hang_ups=2)
+    client = EmbeddingClient(server.url, model="fake-embed.gguf")
+    try:
+        with pytest.raises(EmbeddingError, match="Cannot reach the embeddings server"):
+            client.embed(["a short note"])
+    finally:
+        client.close()
+    assert server.posts == 2
+
+
 def test_a_server_answer_without_vectors_is_a_clear_error(chat_server):
     client = EmbeddingClient(chat_server.url)  # a chat server, not an embeddings one
     try:
