@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 
 from nbchat.core.attachments import AttachmentSpec, FileLike, as_specs
+from nbchat.core.chunk_words import ChunkWordsCache
 from nbchat.core.errors import BudgetError, ConfigError, NbChatError
 from nbchat.core.events import Backend
 from nbchat.core.settings import BACKENDS, Settings, check_turn_settings
@@ -68,6 +69,8 @@ class ChatClient:
         self._backends: dict[tuple[str, str, str | None], Backend] = {}
         self._lock = threading.RLock()
         self.on_turn_stored: list[TurnHook] = []  # called with (store, TurnResult)
+        # Large files' chunks and words, split once for all of this kernel's turns.
+        self.chunk_words = ChunkWordsCache()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -338,6 +341,7 @@ class ChatClient:
                 system_prompt=system_override,
                 recalled=recalled_text,
                 query_vector=passage_vector,
+                chunk_words=self.chunk_words,
             )
 
         if recalled:

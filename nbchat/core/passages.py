@@ -29,9 +29,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from nbchat.core.chunk_words import ChunkWords, ChunkWordsCache
 from nbchat.core.chunks import Chunk, describe_chunks
 from nbchat.core.events import TokenCounter
-from nbchat.core.ranking import fuse, words
+from nbchat.core.ranking import fuse
 from nbchat.core.store import AttachmentRecord, Store
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
     "QueryVector",
     "Ranking",
     "rank_chunks",
-    "matched_terms",
     "informative_terms",
     "select_passages",
     "describe_passages",
@@ -135,7 +135,7 @@ class Candidate:
     name: str
     sha256: str
     text: str
-    chunks: tuple[Chunk, ...]
+    table: ChunkWords
     ranking: Ranking
     seen: frozenset[int]
 
@@ -155,20 +155,19 @@ def rank_chunks(
     store: Store | None,
     sha256: str,
     version: str,
-    text: str,
-    chunks: Sequence[Chunk],
+    table: ChunkWords,
     terms: Sequence[str],
     query_vector: QueryVector | None = None,
 ) -> Ranking:
     """The chunks holding any of ``terms`` (and, with a query vector, those whose
     vectors are near it), best first."""
-    if not chunks:
+    if not table.chunks:
         return Ranking((), {})
     lexical: list[tuple[int, float]] = []
     if terms and store is not None and store.has_chunks(sha256, version):
         lexical = store.rank_chunks(sha256, version, terms, RANK_LIMIT)
     elif terms:
-        lexical = _bm25(text, chunks, terms)[:RANK_LIMIT]
+        lexical = _bm25(table, terms)[:RANK_LIMIT]
     nearest: list[tuple[int, float]] = []
     if query_vector is not None and store is not None:
         nearest = store.rank_chunk_vectors(
@@ -184,29 +183,22 @@ def rank_chunks(
     return Ranking(order, similar)
 
 
-def matched_terms(text: str, terms: Sequence[str]) -> list[str]:
-    """The query terms that occur in ``text`` as whole words (a plural "s" allowed)."""
-    present = set(words(text))
-    return [t for t in terms if t in present or t + "s" in present]
-
-
-def informative_terms(text: str, chunks: Sequence[Chunk], terms: Sequence[str]) -> list[str]:
+def informative_terms(table: ChunkWords, terms: Sequence[str]) -> list[str]:
     """``terms`` without the ones most of the file's chunks hold (see :data:`COMMON_SHARE`).
 
     Language-neutral where a stopword list is not: the file itself says which words are
     too common in it to choose a passage by."""
-    if len(chunks) < COMMON_MIN_CHUNKS or not terms:
+    count = len(table.chunks)
+    if count < COMMON_MIN_CHUNKS or not terms:
         return list(terms)
-    holding = Counter(
-        term for chunk in chunks for term in matched_terms(text[chunk.start : chunk.end], terms)
-    )
-    return [t for t in terms if holding[t] <= COMMON_SHARE * len(chunks)]
+    holding = Counter(term for index in range(count) for term in table.matched(index, terms))
+    return [t for t in terms if holding[t] <= COMMON_SHARE * count]
 
 
 def select_passages(
     name: str,
     text: str,
-    chunks: Sequence[Chunk],
+    table: ChunkWords,
     ranking: Ranking,
     terms: Sequence[str],
     *,
@@ -216,8 +208,9 @@ def select_passages(
     exclude: frozenset[int] = frozenset(),
 ) -> Selection:
     """Head + best-ranked chunks (none of ``exclude``) within ``grant_tokens``, in order."""
+    chunks = table.chunks
     per_char = total_tokens / max(1, len(text))
-    terms = informative_terms(text, chunks, terms)
+    terms = informative_terms(table, terms)
 
     def cost(chunk: Chunk) -> int:
         return int((chunk.end - chunk.start) * per_char) + 4  # + its label line or a gap
@@ -235,7 +228,7 @@ def select_passages(
         if index in chosen or index in exclude or index >= len(chunks):
             continue
         chunk = chunks[index]
-        why = _why(text[chunk.start : chunk.end], terms, ranking.similar.get(index))
+        why = _why(table, index, terms, ranking.similar.get(index))
         if not why or used + cost(chunk) > room:
             continue
         chosen[index] = why
@@ -309,12 +302,11 @@ def bring_in(
     """
     queues: list[list[tuple[int, str]]] = []
     for item in candidates:
-        item_terms = informative_terms(item.text, item.chunks, terms)
+        item_terms = informative_terms(item.table, terms)
         found: dict[int, list[str]] = {}
         for index, _ in item.ranking.order:
-            if index < len(item.chunks):
-                chunk = item.chunks[index]
-                found[index] = matched_terms(item.text[chunk.start : chunk.end], item_terms)
+            if index < len(item.table.chunks):
+                found[index] = item.table.matched(index, item_terms)
         most = max((len(words_found) for words_found in found.values()), default=0)
         queue = []
         for index, _ in item.ranking.order:
@@ -334,7 +326,7 @@ def bring_in(
             if depth >= len(queue):
                 continue
             index, why = queue[depth]
-            chunk = item.chunks[index]
+            chunk = item.table.chunks[index]
             need = counter.count(item.text[chunk.start : chunk.end]) + 12  # + its heading
             if used + need <= budget_tokens:
                 chosen[number][index] = why
@@ -344,7 +336,7 @@ def bring_in(
     for item, picks in zip(candidates, chosen):
         if not picks:
             continue
-        ordered = [item.chunks[i] for i in sorted(picks)]
+        ordered = [item.table.chunks[i] for i in sorted(picks)]
         blocks = tuple(
             f"From {item.name}, {_run_label(run)}:\n{item.text[run[0].start : run[-1].end]}"
             for run in _runs(ordered)
@@ -356,13 +348,13 @@ def bring_in(
 
 
 def seen_parts(
-    store: Store, session_id: str, records: Sequence[AttachmentRecord]
+    store: Store, session_id: str, records: Sequence[AttachmentRecord], tables: ChunkWordsCache
 ) -> dict[str, str]:
     """Per content sha256 of a partly sent file, how much of it the conversation has
     seen: "pages 1-2, 47 of 117 seen, ~5,900 of ~61,000 tokens" (for ``%chat files``)."""
     from nbchat.core.attachments import Resolver
-    from nbchat.core.chunks import chunk_text
     from nbchat.core.compaction import resolve_record
+    from nbchat.core.extract import EXTRACTOR_VERSION
 
     sent = store.sent_chunks(session_id)
     resolver = Resolver(store)
@@ -374,7 +366,7 @@ def seen_parts(
         item = resolve_record(record, resolver)
         if item is None:
             continue
-        chunks = chunk_text(item.text, item.sections)
+        chunks = tables.table(item.sha256, EXTRACTOR_VERSION, item.text, item.sections).chunks
         chosen = [chunks[i] for i in sorted(indexes) if i < len(chunks)]
         total = record.total_tokens or 0
         share = sum(c.end - c.start for c in chosen) / max(1, len(item.text))
@@ -385,9 +377,10 @@ def seen_parts(
     return seen
 
 
-def _why(text: str, terms: Sequence[str], similar: float | None) -> str:
-    """Why a ranked chunk is relevant ("matched: a, b", "similar: cosine 0.93"), or ""."""
-    return _reason(matched_terms(text, terms) if terms else [], similar)
+def _why(table: ChunkWords, index: int, terms: Sequence[str], similar: float | None) -> str:
+    """Why ranked chunk ``index`` is relevant ("matched: a, b", "similar: cosine 0.93"),
+    or ""."""
+    return _reason(table.matched(index, terms) if terms else [], similar)
 
 
 def _reason(found: Sequence[str], similar: float | None) -> str:
@@ -433,12 +426,11 @@ def _run_label(run: Sequence[Chunk]) -> str:
     return first.label
 
 
-def _bm25(text: str, chunks: Sequence[Chunk], terms: Sequence[str]) -> list[tuple[int, float]]:
+def _bm25(table: ChunkWords, terms: Sequence[str]) -> list[tuple[int, float]]:
     """BM25 (k1 1.2, b 0.75, as FTS5) of each chunk holding a term; best first."""
-    bags = [Counter(words(text[c.start : c.end])) for c in chunks]
-    lengths = [sum(bag.values()) for bag in bags]
+    bags, lengths = table.bags, table.lengths
     average = sum(lengths) / max(1, len(lengths))
-    count = len(chunks)
+    count = len(table.chunks)
     scores: dict[int, float] = {}
     for term in terms:
         holding = [i for i, bag in enumerate(bags) if bag.get(term)]

@@ -26,7 +26,7 @@ from nbchat.core.budget import (
     fit_budget,
     truncate_to_tokens,
 )
-from nbchat.core.chunks import Chunk, chunk_text
+from nbchat.core.chunk_words import ChunkWords, ChunkWordsCache
 from nbchat.core.compaction import (
     JOIN_SLACK_TOKENS,
     FittedHistory,
@@ -111,12 +111,15 @@ def prepare_turn(
     system_prompt: str | None = None,
     recalled: str = "",
     query_vector: Callable[[], QueryVector | None] | None = None,
+    chunk_words: ChunkWordsCache | None = None,
 ) -> PreparedTurn:
     """Build the turn's messages; raise before anything is written when it cannot be sent.
 
     ``query_vector`` gives the question's embedding (when the memory has an embeddings
     server), so a large file's chunks rank by meaning too, fused with their words; it is
     called only when a file's passages are ranked, so other turns never wait for it.
+    ``chunk_words`` keeps large files' chunks and words between turns (the client's
+    kernel-long cache); without it this turn splits them for itself.
 
     The steps: the system prompt; the attachments resolved (references in the question
     included); the room left once the answer, system prompt and question are counted;
@@ -154,7 +157,10 @@ def prepare_turn(
             f"answer's max_tokens ({settings.max_tokens:,}). Shorten it, lower max_tokens, or use a "
             "model with a larger context window."
         )
-    picker = _Picker(store, counter, query_terms(question_text), query_vector)
+    picker = _Picker(
+        store, counter, query_terms(question_text), chunk_words or ChunkWordsCache(),
+        query_vector,
+    )
     budget, blocks, parts = _fit_attachments(
         fresh, repeats, free_tokens, settings, counter, answer_room, picker, partial
     )
@@ -342,11 +348,11 @@ class _Picker:
     store: Store
     counter: CachedCounter
     terms: list[str]
+    tables: ChunkWordsCache
     vector_source: Callable[[], QueryVector | None] | None = None
     fresh: dict[str, set[int]] = field(default_factory=dict)
     brought: dict[str, set[int]] = field(default_factory=dict)
     carried: dict[str, set[int]] = field(default_factory=dict)
-    _chunks: dict[str, tuple[Chunk, ...]] = field(default_factory=dict)
     _vector: list[QueryVector | None] = field(default_factory=list)
 
     @property
@@ -356,27 +362,28 @@ class _Picker:
             self._vector.append(self.vector_source() if self.vector_source else None)
         return self._vector[0]
 
-    def chunks(self, item: Resolved) -> tuple[Chunk, ...]:
-        if item.sha256 not in self._chunks:
-            self._chunks[item.sha256] = chunk_text(item.text, item.sections)
-        return self._chunks[item.sha256]
+    def table(self, item: Resolved) -> ChunkWords:
+        """The file's chunks and their words, split once per kernel."""
+        from nbchat.core.extract import EXTRACTOR_VERSION
+
+        return self.tables.table(item.sha256, EXTRACTOR_VERSION, item.text, item.sections)
 
     def ranked(self, item: Resolved) -> Ranking:
         from nbchat.core.extract import EXTRACTOR_VERSION
 
         return rank_chunks(
-            self.store, item.sha256, EXTRACTOR_VERSION, item.text, self.chunks(item),
-            self.terms, self.query_vector,
+            self.store, item.sha256, EXTRACTOR_VERSION, self.table(item), self.terms,
+            self.query_vector,
         )
 
     def select(
         self, item: Resolved, grant: int, need: int, exclude: frozenset[int] = frozenset()
     ) -> Selection | None:
-        chunks = self.chunks(item)
-        if len(chunks) < 2:
+        table = self.table(item)
+        if len(table.chunks) < 2:
             return None
         selection = select_passages(
-            item.name, item.text, chunks, self.ranked(item), self.terms,
+            item.name, item.text, table, self.ranked(item), self.terms,
             grant_tokens=grant, total_tokens=need, counter=self.counter, exclude=exclude,
         )
         if not selection.passages:  # a grant smaller than one chunk: cut the text instead
@@ -431,9 +438,8 @@ def _bring_in_earlier(
         item = resolve_record(record, resolver)
         if item is None:
             continue
-        chunks = picker.chunks(item)
         candidates.append(Candidate(
-            item.name, item.sha256, item.text, chunks, picker.ranked(item),
+            item.name, item.sha256, item.text, picker.table(item), picker.ranked(item),
             seen.get(item.sha256, frozenset()),
         ))
     brought = bring_in(candidates, picker.terms, budget_tokens, picker.counter)

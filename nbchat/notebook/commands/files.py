@@ -30,7 +30,7 @@ def files(shell: Any, client: "ChatClient", argv: list[str]) -> None:
         return
     from nbchat.core.passages import seen_parts
 
-    seen = seen_parts(client.store, session.id, records)
+    seen = seen_parts(client.store, session.id, records, client.chunk_words)
     rows = [["name", "kind", "turn", "tokens kept / total", "seen by the conversation"]]
     for record in records:
         turn = (record.message_seq or 0) // 2 + 1
