@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from nbchat.core.chunks import Chunk, describe_chunks
 from nbchat.core.events import TokenCounter
+from nbchat.core.extractors.record import page_marker
 from nbchat.core.ranking import fuse, words
 from nbchat.core.store import AttachmentRecord, Store
 
@@ -286,7 +287,7 @@ def render_passages(text: str, chosen: Sequence[Chunk], chunk_count: int) -> str
     for run in _runs(chosen):
         if run[0].index > 0:
             pieces.append(GAP)
-        pieces.append(f"[{_run_label(run)}]\n{text[run[0].start : run[-1].end]}")
+        pieces.append(f"[{_run_label(run)}]\n{_run_text(text, run)}")
     if chosen and chosen[-1].index < chunk_count - 1:
         pieces.append(GAP)
     return "\n".join(pieces)
@@ -346,7 +347,7 @@ def bring_in(
             continue
         ordered = [item.chunks[i] for i in sorted(picks)]
         blocks = tuple(
-            f"From {item.name}, {_run_label(run)}:\n{item.text[run[0].start : run[-1].end]}"
+            f"From {item.name}, {_run_label(run)}:\n{_run_text(item.text, run)}"
             for run in _runs(ordered)
         )
         passages = tuple(Passage(c, picks[c.index]) for c in ordered)
@@ -431,6 +432,15 @@ def _run_label(run: Sequence[Chunk]) -> str:
         a, b = rows[0].first, rows[-1].last
         return f"sheet {first.sheet}, " + (f"row {a:,}" if a == b else f"rows {a:,}-{b:,}")
     return first.label
+
+
+def _run_text(text: str, run: Sequence[Chunk]) -> str:
+    """The run's text, without a PDF page's own ``--- page N ---`` line: the run's label
+    ("[page N]", "From report.pdf, page N:") already says where it comes from."""
+    body = text[run[0].start : run[-1].end]
+    if run[0].unit == "page":
+        return body.removeprefix(page_marker(run[0].first) + "\n")
+    return body
 
 
 def _bm25(text: str, chunks: Sequence[Chunk], terms: Sequence[str]) -> list[tuple[int, float]]:
