@@ -29,11 +29,13 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from common import (
     common_prefix_tokens,
+    count_tokens,
     emit,
     fit_prose,
     local_engine,
@@ -91,17 +93,13 @@ def script(turns: int, file_turns: dict[int, list[Path]]) -> list[tuple[str, lis
 
 def make_files(http: Any, url: str, folder: Path, file_tokens: int, count: int) -> list[Path]:
     """``count`` distinct text files of about ``file_tokens`` tokens each."""
-    def count_tokens(text: str) -> int:
-        response = http.post(f"{url}/tokenize", json={"content": text})
-        response.raise_for_status()
-        return len(response.json()["tokens"])
-
     topics = ["the Harbor plant", "the Cedar depot", "the Willow line", "the north wing"]
     paths = []
     for index in range(count):
         path = folder / f"site_log_{index + 1}.txt"
         path.write_text(
-            fit_prose(100 + index, file_tokens, count_tokens, topic=topics[index % len(topics)]),
+            fit_prose(100 + index, file_tokens, partial(count_tokens, http, url),
+                      topic=topics[index % len(topics)]),
             encoding="utf-8",
         )
         paths.append(path)

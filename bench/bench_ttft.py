@@ -24,9 +24,20 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from typing import Any
 
-from common import emit, fit_prose, local_engine, median, print_table, ratio, scratch_dir
+from common import (
+    count_tokens,
+    emit,
+    fit_prose,
+    local_engine,
+    median,
+    print_table,
+    ratio,
+    scratch_dir,
+    send,
+)
 
 TARGET_RATIO = 1.05
 TOPICS = ["pump", "storm", "budget", "audit", "sensor", "delay", "power", "purity", "backlog",
@@ -79,18 +90,11 @@ def bare_ttft(
         "messages": messages, "stream": True, "stream_options": {"include_usage": True},
         "max_tokens": max_tokens, "temperature": 0.0, "cache_prompt": True,
     }
-    import httpx
-
     started = time.perf_counter()
     first = None
     timings: dict[str, Any] = {}
     request = http.build_request("POST", f"{url}/v1/chat/completions", json=body)
-    try:
-        response = http.send(request, stream=True)
-    except httpx.RemoteProtocolError:
-        # The pooled connection was closed by the server while idle; nbchat's backend
-        # sends once more on a new connection, and so does this side (inside the timing).
-        response = http.send(request, stream=True)
+    response = send(http, request, stream=True)  # a retry, as nbchat's, is inside the timing
     try:
         response.raise_for_status()
         for line in response.iter_lines():
@@ -138,11 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     prompt_n: dict[str, list[int]] = {"nbchat": [], "bare": []}
     failures: list[dict[str, Any]] = []
     with local_engine(args.url) as url, httpx.Client(timeout=600) as http:
-        def count(text: str) -> int:
-            return len(http.post(f"{url}/tokenize", json={"content": text}).json()["tokens"])
-
         log = folder / "site_log.txt"
-        log.write_text(fit_prose(300, args.file_tokens, count), encoding="utf-8")
+        log.write_text(fit_prose(300, args.file_tokens, partial(count_tokens, http, url)), encoding="utf-8")
         settings = Settings(backend="llama", base_url=url, db_path=folder / "ttft.sqlite",
                             max_tokens=args.max_tokens, temperature=0.0)
         client = ChatClient(settings)

@@ -163,20 +163,41 @@ def local_engine(
             handle.stop()
 
 
+def send(http: Any, request: Any, *, stream: bool = False) -> Any:
+    """``http.send(request)``, once more when the server had closed the pooled connection
+    before any byte of an answer (llama-server drops kept-alive connections), as
+    nbchat's backend does."""
+    import httpx
+
+    try:
+        return http.send(request, stream=stream)
+    except httpx.RemoteProtocolError:
+        return http.send(request, stream=stream)
+
+
+def post_json(http: Any, url: str, body: Any) -> Any:
+    """The JSON answer to a POST of ``body`` (see :func:`send`); an error status raises."""
+    response = send(http, http.build_request("POST", url, json=body))
+    response.raise_for_status()
+    return response.json()
+
+
+def count_tokens(http: Any, url: str, text: str) -> int:
+    """``text``'s tokens by the server's own tokenizer (no BOS)."""
+    return len(post_json(http, f"{url}/tokenize", {"content": text})["tokens"])
+
+
 def template_tokens(http: Any, url: str, messages: Sequence[dict[str, str]]) -> list[int]:
     """The exact prompt tokens the server builds from ``messages``.
 
     ``/apply-template`` renders the chat template, ``/tokenize`` (special tokens parsed,
     BOS added) tokenizes it as a completion request would.
     """
-    rendered = http.post(f"{url}/apply-template", json={"messages": list(messages)})
-    rendered.raise_for_status()
-    prompt = rendered.json()["prompt"]
-    tokens = http.post(
-        f"{url}/tokenize", json={"content": prompt, "add_special": True, "parse_special": True}
+    prompt = post_json(http, f"{url}/apply-template", {"messages": list(messages)})["prompt"]
+    tokens = post_json(
+        http, f"{url}/tokenize", {"content": prompt, "add_special": True, "parse_special": True}
     )
-    tokens.raise_for_status()
-    return list(tokens.json()["tokens"])
+    return list(tokens["tokens"])
 
 
 def common_prefix_tokens(a: Sequence[int], b: Sequence[int]) -> int:

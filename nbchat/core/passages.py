@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from nbchat.core.chunk_words import ChunkWords, ChunkWordsCache
 from nbchat.core.chunks import Chunk, describe_chunks
 from nbchat.core.events import TokenCounter
+from nbchat.core.extractors.record import page_marker
 from nbchat.core.ranking import fuse
 from nbchat.core.store import AttachmentRecord, Store
 
@@ -279,7 +280,7 @@ def render_passages(text: str, chosen: Sequence[Chunk], chunk_count: int) -> str
     for run in _runs(chosen):
         if run[0].index > 0:
             pieces.append(GAP)
-        pieces.append(f"[{_run_label(run)}]\n{text[run[0].start : run[-1].end]}")
+        pieces.append(f"[{_run_label(run)}]\n{_run_text(text, run)}")
     if chosen and chosen[-1].index < chunk_count - 1:
         pieces.append(GAP)
     return "\n".join(pieces)
@@ -338,7 +339,7 @@ def bring_in(
             continue
         ordered = [item.table.chunks[i] for i in sorted(picks)]
         blocks = tuple(
-            f"From {item.name}, {_run_label(run)}:\n{item.text[run[0].start : run[-1].end]}"
+            f"From {item.name}, {_run_label(run)}:\n{_run_text(item.text, run)}"
             for run in _runs(ordered)
         )
         passages = tuple(Passage(c, picks[c.index]) for c in ordered)
@@ -424,6 +425,15 @@ def _run_label(run: Sequence[Chunk]) -> str:
         a, b = rows[0].first, rows[-1].last
         return f"sheet {first.sheet}, " + (f"row {a:,}" if a == b else f"rows {a:,}-{b:,}")
     return first.label
+
+
+def _run_text(text: str, run: Sequence[Chunk]) -> str:
+    """The run's text, without a PDF page's own ``--- page N ---`` line: the run's label
+    ("[page N]", "From report.pdf, page N:") already says where it comes from."""
+    body = text[run[0].start : run[-1].end]
+    if run[0].unit == "page":
+        return body.removeprefix(page_marker(run[0].first) + "\n")
+    return body
 
 
 def _bm25(table: ChunkWords, terms: Sequence[str]) -> list[tuple[int, float]]:

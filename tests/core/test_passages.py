@@ -130,12 +130,14 @@ def test_a_large_pdf_is_sent_as_head_and_labelled_pages_with_the_note(
     pages = [f"Chapter {n}. " + "The committee met and reviewed the plans. " * 60
              for n in range(1, 61)]
     pages[46] = "The Sorrowby tunnel is 4,870 metres long. " + pages[46]
+    pages[29] = "The Wendlow bridge spans 312 metres. " + pages[29]
     path = make_text_pdf(tmp_path, "report.pdf", pages)
     prepared, result = send(store, default_settings, ScriptedBackend(ANSWER),
                             "How long is the Sorrowby tunnel?", [path_spec(path)])
     sent = prepared.messages[-1]["content"]
     assert "[page 1]" in sent and "[page 47]" in sent and "[...]" in sent
-    assert "4,870 metres" in sent
+    assert "[page 47]\nThe Sorrowby tunnel is 4,870 metres long." in sent
+    assert "--- page" not in sent  # the label says which page; the page's marker is left out
     notes = [n for n in prepared.report.notices if n.startswith("report.pdf: pages 1")]
     assert len(notes) == 1, prepared.report.notices
     assert ", 47, 60 of 60 included (~" in notes[0]  # head, the passage, the end
@@ -149,6 +151,12 @@ def test_a_large_pdf_is_sent_as_head_and_labelled_pages_with_the_note(
     assert recorded and len(recorded) < len(query(
         store, "SELECT idx FROM file_chunks WHERE sha256 = ? AND extractor_version = ?",
         (sha, EXTRACTOR_VERSION)))
+    # A later turn brings a page in under its own label, without the page's marker.
+    later, _ = send(store, default_settings, ScriptedBackend(ANSWER),
+                    "How long is the Wendlow bridge?", session_id=result.session_id)
+    asked = later.messages[-1]["content"]
+    assert "From report.pdf, page 30:\nThe Wendlow bridge spans 312 metres." in asked
+    assert "--- page" not in asked
 
 
 def test_a_general_question_gets_the_files_end_after_its_head(store, default_settings, tmp_path):

@@ -207,15 +207,20 @@ def test_the_embeddings_model_is_assembled_once_then_reused_and_rebuilt_when_cor
     assert path.stat().st_size == 253_113_024
     assert "preparing the model gemma-3-270m" in capsys.readouterr().err
 
-    started = time.perf_counter()
+    import nbchat.engine.model as model_module
+
+    hashed: list[Path] = []
+    sha256_of = model_module._sha256_of
+    monkeypatch.setattr(model_module, "_sha256_of", lambda p: hashed.append(p) or sha256_of(p))
     assert embedding_model_path() == path
-    assert time.perf_counter() - started < 0.05  # the stamp, not a re-hash
+    assert hashed == []  # the stamp, not a re-hash
     assert capsys.readouterr().err == ""
 
     with path.open("r+b") as handle:
         handle.seek(10_000_000)
         handle.write(b"\xff" * 16)
     assert embedding_model_path() == path
+    assert hashed[0] == path  # the stamp no longer matched: a hash found the damage
     assert "preparing the model gemma-3-270m" in capsys.readouterr().err
     with path.open("rb") as handle:
         handle.seek(10_000_000)

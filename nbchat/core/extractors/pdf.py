@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import problems
-from .record import Extracted, join_sections
+from .record import Extracted, join_sections, page_marker
 
 __all__ = [
     "PageText",
@@ -83,7 +83,7 @@ def extract_pdf(data: bytes, name: str) -> Extracted:
     blank_pages: list[int] = []
     failed_pages: list[int] = []
     for page in pages:
-        marker = f"--- page {page.number} ---"
+        marker = page_marker(page.number)
         if page.text is None:
             failed_pages.append(page.number)
             parts.append(

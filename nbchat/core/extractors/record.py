@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .catalog import FORMATS
 
-__all__ = ["Extracted", "Section", "KINDS", "UNITS"]
+__all__ = ["Extracted", "Section", "KINDS", "UNITS", "page_marker"]
 
 #: Every value :attr:`Extracted.kind` can take.
 KINDS = tuple(f.kind for f in FORMATS)
@@ -14,6 +14,11 @@ KINDS = tuple(f.kind for f in FORMATS)
 
 #: Every value :attr:`Section.unit` can take.
 UNITS = ("page", "sheet", "slide", "cell")
+
+
+def page_marker(number: int) -> str:
+    """The line a PDF page's text starts with in the extraction: ``--- page N ---``."""
+    return f"--- page {number} ---"
 
 
 @dataclass(frozen=True)
