@@ -158,8 +158,8 @@ def prepare_turn(
             "model with a larger context window."
         )
     picker = _Picker(
-        store, counter, query_terms(question_text), chunk_words or ChunkWordsCache(),
-        query_vector,
+        store, counter, query_terms(question_text),
+        chunk_words if chunk_words is not None else ChunkWordsCache(), query_vector,
     )
     budget, blocks, parts = _fit_attachments(
         fresh, repeats, free_tokens, settings, counter, answer_room, picker, partial
