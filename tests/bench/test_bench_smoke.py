@@ -129,6 +129,19 @@ def test_chunk_storage_bench_measures_the_index_before_and_after_m005(tmp_path):
     assert "m004 (text stored twice)" in printed
 
 
+def test_passage_prepare_bench_times_a_later_turn_with_files_sent_in_part(tmp_path):
+    line, printed = run_bench(
+        tmp_path, "bench_passage_prepare.py", "--chars", "30000", "--runs", "2",
+        "--new-client-runs", "1", "--warmup", "0",
+    )
+    assert line["bench"] == "passage_prepare" and line["files"] == 2
+    assert all(count > 10 for count in line["chunks"]), line["chunks"]
+    assert line["runs"] == 2 and line["new_client_runs"] == 1
+    assert line["kept_p95_ms"] >= line["kept_p50_ms"] > 0 and line["new_client_p50_ms"] > 0
+    assert line["brought_in_turns"] >= 1  # the timed turns did choose passages
+    assert "kept (one kernel)" in printed
+
+
 def test_ttft_bench_times_nbchat_and_bare_httpx_on_the_real_server(llama_url, tmp_path):
     line, printed = run_bench(
         tmp_path, "bench_ttft.py", "--url", llama_url, "--pairs", "2", "--file-tokens", "150",
