@@ -36,7 +36,8 @@ TABLE_LIMIT_CHARS = 8_000_000
 @dataclass(frozen=True, eq=False)
 class ChunkWords:
     """A file's chunks, and per chunk the count of each word it holds (the bag that
-    :func:`~nbchat.core.ranking.words` gives) and its number of words."""
+    :func:`~nbchat.core.ranking.words` gives) and its number of words; ``text_chars``
+    is the extraction's length (what the cache's bound counts)."""
 
     chunks: tuple[Chunk, ...]
     bags: tuple[Mapping[str, int], ...]

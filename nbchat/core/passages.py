@@ -20,6 +20,10 @@ file seen for the first time is indexed when its turn is stored). When the memor
 embeddings server is on, the chunks' vectors (made in the background) rank them too, and
 the two rankings are fused by reciprocal rank (:func:`nbchat.core.ranking.fuse`); a chunk
 found by its vector alone must reach the model's cosine floor.
+
+Which chunk holds which word is read from the file's table
+(:class:`~nbchat.core.chunk_words.ChunkWords`), split once per kernel, never from its
+text again.
 """
 
 from __future__ import annotations
